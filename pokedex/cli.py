@@ -1,0 +1,52 @@
+"""`pokedex` console script: predict with a trained model, compose params.yaml."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pokedex.errors import PokedexError
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from pokedex.predict import format_predictions, predict
+
+    rows = predict(args.images, args.model, args.classes, args.imgsz, args.top)
+    print(format_predictions(rows))
+
+
+def _params(args: argparse.Namespace) -> None:
+    from pokedex.config import ROOT, compose_params
+
+    compose_params(args.output or ROOT / "params.yaml", args.overrides)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="pokedex", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="print the top classes of each image with names and scores")
+    p.add_argument("images", nargs="+", type=Path, help="image files")
+    p.add_argument("--model", type=Path, default=Path("models/train/weights/best.pt"),
+                   help="PyTorch .pt or exported .onnx (default: %(default)s)")
+    p.add_argument("--classes", type=Path, default=Path("data/yolo_dataset/classes.txt"),
+                   help="one class name per line, line number = class id (default: %(default)s)")
+    p.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's own)")
+    p.add_argument("--top", type=int, default=5, help="how many classes to print (default: %(default)s)")
+    p.set_defaults(func=_predict)
+
+    c = sub.add_parser("params", help="compose conf/ into params.yaml, as `dvc exp run -S` does")
+    c.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=tiny train.epochs=1")
+    c.add_argument("--output", type=Path, default=None)
+    c.set_defaults(func=_params)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except PokedexError as exc:
+        sys.exit(f"error: {exc}")
+
+
+if __name__ == "__main__":
+    main()

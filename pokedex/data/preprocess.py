@@ -1,0 +1,133 @@
+"""Preprocess: decode every raw file, convert to RGB, resize, re-encode as JPEG; reject what cannot be read.
+
+Every input file ends up either in the manifest (source -> processed, class, hash) or in the rejects
+report with its reason. Exact duplicates (same processed bytes) are kept once per class; the same image
+under two classes is label noise and is rejected everywhere, so no split can leak it.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import io
+import logging
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from pokedex.parallel import parallel_map
+
+log = logging.getLogger(__name__)
+
+CLASS_DIR = re.compile(r"^\d{4}$")
+MANIFEST_FIELDS = ["source", "processed", "dex_id", "sha256"]
+REJECT_FIELDS = ["source", "reason"]
+
+
+@dataclass(frozen=True)
+class Processed:
+    source: str      # relative to the raw root
+    processed: str   # relative to the processed image root
+    dex_id: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Rejected:
+    source: str
+    reason: str
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB with the EXIF orientation applied; transparency is flattened onto white."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def processed_name(source: Path) -> str:
+    """Keep the source name so a processed file can be traced back by eye; non-JPEG names get '.jpg' added."""
+    return source.name if source.suffix == ".jpg" else source.name + ".jpg"
+
+
+def process_file(source: Path, raw_root: Path, out_root: Path, size: int, quality: int) -> Processed | Rejected:
+    rel = source.relative_to(raw_root).as_posix()
+    class_dir = source.parent.name
+    if source.parent.parent != raw_root or not CLASS_DIR.match(class_dir) or not 1 <= int(class_dir) <= 1025:
+        return Rejected(rel, "not inside a class folder named by a 4-digit Pokédex id (0001-1025)")
+    try:
+        with Image.open(source) as img:
+            img.load()
+            rgb = to_rgb(img)
+    except Exception as exc:  # Pillow raises many types for broken files; every one is a reject, not a crash
+        return Rejected(rel, f"unreadable image: {type(exc).__name__}: {exc}")
+    buf = io.BytesIO()
+    rgb.resize((size, size), Image.Resampling.BICUBIC).save(buf, format="JPEG", quality=quality)
+    data = buf.getvalue()
+    out_rel = f"{class_dir}/{processed_name(source)}"
+    (out_root / out_rel).write_bytes(data)
+    return Processed(rel, out_rel, int(class_dir), hashlib.sha256(data).hexdigest())
+
+
+def drop_duplicates(records: list[Processed]) -> tuple[list[Processed], list[Rejected]]:
+    """Same bytes in one class: keep the first by name. Same bytes in two classes: reject all copies."""
+    by_hash: dict[str, list[Processed]] = {}
+    for rec in sorted(records, key=lambda r: r.processed):
+        by_hash.setdefault(rec.sha256, []).append(rec)
+    kept, rejected = [], []
+    for group in by_hash.values():
+        classes = sorted({r.dex_id for r in group})
+        if len(classes) > 1:
+            names = ", ".join(f"{c:04d}" for c in classes)
+            rejected += [Rejected(r.source, f"same image under several classes ({names}): label noise") for r in group]
+        else:
+            kept.append(group[0])
+            rejected += [Rejected(r.source, f"exact duplicate of {group[0].source}") for r in group[1:]]
+    return kept, rejected
+
+
+def _write_csv(path: Path, fields: list[str], rows: list) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(fields)
+        writer.writerows([getattr(r, k) for k in fields] for r in rows)
+
+
+def preprocess(raw_root: Path, out_root: Path, manifest: Path, rejects: Path,
+               size: int, quality: int, workers: int | None) -> tuple[int, int]:
+    """Returns (processed, rejected) counts; they add up to the number of files under raw_root."""
+    if out_root.exists():
+        shutil.rmtree(out_root)
+    sources = sorted(p for p in raw_root.rglob("*") if p.is_file())
+    for class_dir in {p.parent for p in sources}:
+        (out_root / class_dir.relative_to(raw_root)).mkdir(parents=True, exist_ok=True)
+    work = functools.partial(process_file, raw_root=raw_root, out_root=out_root, size=size, quality=quality)
+    results = list(parallel_map(work, sources, total=len(sources), workers=workers, desc="preprocess"))
+    processed = [r for r in results if isinstance(r, Processed)]
+    rejected = [r for r in results if isinstance(r, Rejected)]
+    kept, duplicates = drop_duplicates(processed)
+    dropped = {r.source for r in duplicates}
+    for rec in processed:
+        if rec.source in dropped and rec not in kept:
+            (out_root / rec.processed).unlink(missing_ok=True)
+    rejected += duplicates
+    for d in [d for d in out_root.rglob("*") if d.is_dir() and not any(d.iterdir())]:
+        d.rmdir()
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    _write_csv(manifest, MANIFEST_FIELDS, sorted(kept, key=lambda r: r.processed))
+    _write_csv(rejects, REJECT_FIELDS, sorted(rejected, key=lambda r: r.source))
+    log.info("preprocess: %d files in, %d processed, %d rejected (see %s)", len(sources), len(kept), len(rejected), rejects)
+    assert len(kept) + len(rejected) == len(sources)
+    return len(kept), len(rejected)
+
+
+def read_manifest(path: Path) -> list[Processed]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return [Processed(r["source"], r["processed"], int(r["dex_id"]), r["sha256"]) for r in csv.DictReader(f)]

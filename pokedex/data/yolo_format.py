@@ -1,0 +1,131 @@
+"""YOLO dataset: a per-class 70/15/15 split of the processed images in the original plan's layout.
+
+    images/{train,validation,test}/{id:04d}_{n:03d}.jpg
+    labels/{train,validation,test}/{id:04d}_{n:03d}.txt   "{class_id} 0.5 0.5 1.0 1.0", class_id = id - 1
+    data.yaml, classes.txt, splits.csv
+    classify/{train,validation,test}/{id:04d}/*.jpg        symlinks for Ultralytics' classifier
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+from omegaconf import DictConfig
+
+from pokedex.data.classes import read_class_table
+from pokedex.data.preprocess import Processed, read_manifest
+from pokedex.errors import PokedexError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+MIN_IMAGES = len(SPLITS)  # one image per split at least
+
+
+def split_counts(n: int, fractions: dict[str, float]) -> dict[str, int]:
+    """Images per split for a class of n images: every split gets at least one, train takes the rest."""
+    val = max(1, round(n * fractions["validation"]))
+    test = max(1, round(n * fractions["test"]))
+    return {"train": n - val - test, "validation": val, "test": test}
+
+
+def check_fractions(split: DictConfig) -> dict[str, float]:
+    fractions = {s: float(split[s]) for s in SPLITS}
+    if any(f <= 0 for f in fractions.values()) or abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise PokedexError(
+            f"data.split fractions {fractions} must be positive and add up to 1; fix data.split.train/validation/test."
+        )
+    return fractions
+
+
+def assign_splits(records: list[Processed], split: DictConfig) -> dict[int, dict[str, list[Processed]]]:
+    """Split each class independently with its own seeded shuffle (adding a class does not move others)."""
+    fractions = check_fractions(split)
+    by_class: dict[int, list[Processed]] = defaultdict(list)
+    for rec in records:
+        by_class[rec.dex_id].append(rec)
+    result = {}
+    for dex_id in sorted(by_class):
+        items = sorted(by_class[dex_id], key=lambda r: r.processed)
+        if len(items) < MIN_IMAGES:
+            raise PokedexError(
+                f"Class {dex_id:04d} has {len(items)} usable image(s) but a train/validation/test split needs at "
+                f"least {MIN_IMAGES}; add images to data/raw/all_pokemon/{dex_id:04d} or remove that class."
+            )
+        order = np.random.default_rng([int(split.seed), dex_id]).permutation(len(items))
+        counts = split_counts(len(items), fractions)
+        start = 0
+        result[dex_id] = {}
+        for name in SPLITS:
+            result[dex_id][name] = [items[i] for i in sorted(order[start:start + counts[name]])]
+            start += counts[name]
+    return result
+
+
+def check_contiguous(dex_ids: list[int]) -> None:
+    """class_id = id - 1 must also be Ultralytics' folder index, so classes must be 0001..N with no gap."""
+    missing = sorted(set(range(1, max(dex_ids) + 1)) - set(dex_ids))
+    if missing:
+        shown = ", ".join(f"{m:04d}" for m in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise PokedexError(
+            f"Classes must run from 0001 without gaps, but {shown} have no usable image; add images for them or "
+            "renumber the class folders."
+        )
+
+
+def write_yolo_dataset(manifest: Path, processed_root: Path, class_table: Path, out: Path, split: DictConfig) -> dict:
+    records = read_manifest(manifest)
+    if not records:
+        raise PokedexError(f"{manifest} lists no usable image; check the preprocess rejects report next to it.")
+    names = read_class_table(class_table)
+    splits = assign_splits(records, split)
+    check_contiguous(list(splits))
+    unknown = sorted(set(splits) - set(names))
+    if unknown:
+        raise PokedexError(f"Class {unknown[0]:04d} has images but no row in {class_table}; add it to the class table.")
+
+    if out.exists():
+        shutil.rmtree(out)
+    for s in SPLITS:
+        (out / "images" / s).mkdir(parents=True)
+        (out / "labels" / s).mkdir(parents=True)
+    rows, counts = [], {s: 0 for s in SPLITS}
+    for dex_id, parts in splits.items():
+        numbered = sorted((rec for s in SPLITS for rec in parts[s]), key=lambda r: r.processed)
+        number = {rec.processed: n for n, rec in enumerate(numbered, start=1)}
+        for s in SPLITS:
+            link_dir = out / "classify" / s / f"{dex_id:04d}"
+            link_dir.mkdir(parents=True)
+            for rec in parts[s]:
+                stem = f"{dex_id:04d}_{number[rec.processed]:03d}"
+                shutil.copyfile(processed_root / rec.processed, out / "images" / s / f"{stem}.jpg")
+                (out / "labels" / s / f"{stem}.txt").write_text(f"{dex_id - 1} 0.5 0.5 1.0 1.0\n")
+                # relative links, so the dataset can be moved or checked out elsewhere
+                os.symlink(Path("..", "..", "..", "images", s, f"{stem}.jpg"), link_dir / f"{stem}.jpg")
+                rows.append((f"{stem}.jpg", s, rec.source, rec.sha256))
+                counts[s] += 1
+
+    n_classes = max(splits)
+    class_names = [names[i] for i in range(1, n_classes + 1)]
+    (out / "classes.txt").write_text("".join(f"{n}\n" for n in class_names), encoding="utf-8")
+    data_yaml = {  # no 'path': Ultralytics resolves the splits next to this file, wherever it is checked out
+        "train": "images/train",
+        "val": "images/validation",
+        "test": "images/test",
+        "nc": n_classes,
+        "names": dict(enumerate(class_names)),
+    }
+    (out / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    with (out / "splits.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["image", "split", "source", "sha256"])
+        writer.writerows(sorted(rows))
+    log.info("yolo-format: %d classes, %s images -> %s", n_classes, counts, out)
+    return counts

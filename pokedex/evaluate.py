@@ -1,0 +1,144 @@
+"""Evaluate: top-1, top-5, per-class accuracy, confusion matrix and latency on the test split.
+
+Predictions come from Ultralytics' predictor (the same preprocessing as its validator). For a detector the
+predicted class is the class of its highest-confidence box (top-5: the first five distinct classes by
+confidence); mAP50 comes from Ultralytics' own validator.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pokedex.errors import PokedexError
+from pokedex.ultra import ultralytics_offline
+
+log = logging.getLogger(__name__)
+
+NO_DETECTION = -1
+
+
+def test_images(dataset_dir: Path) -> tuple[list[Path], np.ndarray]:
+    """Test images and their 0-based class ids, read from the YOLO label files."""
+    images = sorted((dataset_dir / "images" / "test").glob("*.jpg"))
+    if not images:
+        raise PokedexError(f"{dataset_dir / 'images' / 'test'} has no images; run the yolo-format stage first.")
+    labels = [int((dataset_dir / "labels" / "test" / f"{p.stem}.txt").read_text().split()[0]) for p in images]
+    return images, np.asarray(labels)
+
+
+def ranked_classes(result, k: int = 5) -> list[int]:
+    """The k most likely class ids of one Ultralytics result, best first."""
+    if result.probs is not None:
+        return [int(i) for i in result.probs.top5[:k]]
+    boxes = result.boxes
+    ranked: list[int] = []
+    for i in np.argsort(-boxes.conf.cpu().numpy()):
+        c = int(boxes.cls[i])
+        if c not in ranked:
+            ranked.append(c)
+        if len(ranked) == k:
+            break
+    return ranked or [NO_DETECTION]
+
+
+def accuracy_metrics(truth: np.ndarray, ranked: list[list[int]], n_classes: int) -> dict:
+    top1 = np.array([r[0] == t for r, t in zip(ranked, truth)])
+    top5 = np.array([t in r[:5] for r, t in zip(ranked, truth)])
+    per_class = [float(top1[truth == c].mean()) if (truth == c).any() else float("nan") for c in range(n_classes)]
+    return {"top1": float(top1.mean()), "top5": float(top5.mean()), "per_class": per_class}
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows: true class; columns: predicted class, plus a last column for 'no detection'."""
+    cm = np.zeros((n_classes, n_classes + 1), dtype=np.int64)
+    np.add.at(cm, (truth, np.where(predicted == NO_DETECTION, n_classes, predicted)), 1)
+    return cm
+
+
+def plot_confusion(cm: np.ndarray, names: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(names)
+    rows = cm.sum(axis=1, keepdims=True).clip(min=1)
+    side = min(24, max(6, n * 0.18))
+    fig, ax = plt.subplots(figsize=(side, side))
+    ax.imshow(cm[:, :n] / rows, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    if n <= 60:  # beyond that names are unreadable; the CSV keeps them
+        ax.set_xticks(range(n), names, rotation=90, fontsize=6)
+        ax.set_yticks(range(n), names, fontsize=6)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix (row-normalised), test split")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def measure_latency(model, images: list[Path], imgsz: int, device, n: int) -> float:
+    """Mean wall time (ms) of one batch-1 predict call: decode, preprocess, forward, postprocess."""
+    sample = images[: max(1, n)]
+    for p in sample[:3]:  # warm-up
+        model.predict(str(p), imgsz=imgsz, device=device, verbose=False)
+    start = time.perf_counter()
+    for p in sample:
+        model.predict(str(p), imgsz=imgsz, device=device, verbose=False)
+    return (time.perf_counter() - start) / len(sample) * 1000.0
+
+
+def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Path) -> dict:
+    ultralytics_offline()
+    from ultralytics import YOLO
+
+    if not weights.is_file():
+        raise PokedexError(f"{weights} is missing; run the train stage first (dvc repro train).")
+    model = YOLO(str(weights))
+    names = (dataset_dir / "classes.txt").read_text(encoding="utf-8").splitlines()
+    images, truth = test_images(dataset_dir)
+    device = eval_cfg.device
+    ranked = [
+        ranked_classes(r)
+        for r in model.predict([str(p) for p in images], imgsz=imgsz, batch=int(eval_cfg.batch), device=device,
+                               stream=True, verbose=False)
+    ]
+    acc = accuracy_metrics(truth, ranked, len(names))
+    predicted = np.array([r[0] for r in ranked])
+    metrics = {
+        "top1": round(acc["top1"], 4),
+        "top5": round(acc["top5"], 4),
+        "per_class_top1_min": round(float(np.nanmin(acc["per_class"])), 4),
+        "latency_ms": round(measure_latency(model, images, imgsz, device, int(eval_cfg.latency_images)), 2),
+        "test_images": len(images),
+        "classes": len(names),
+    }
+    if model.task == "detect":
+        with tempfile.TemporaryDirectory() as tmp:
+            val = model.val(data=str((dataset_dir / "data.yaml").resolve()), split="test", imgsz=imgsz,
+                            batch=int(eval_cfg.batch), device=device, plots=False, project=tmp, verbose=False)
+        metrics["mAP50"] = round(float(val.box.map50), 4)
+        metrics["mAP50_95"] = round(float(val.box.map), 4)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    label = lambda c: "(no detection)" if c == NO_DETECTION else f"{c + 1:04d} {names[c]}"  # noqa: E731
+    with (out_dir / "predictions.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["image", "actual", "predicted"])
+        w.writerows((p.name, label(t), label(c)) for p, t, c in zip(images, truth, predicted))
+    with (out_dir / "per_class.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["class", "images", "top1"])
+        w.writerows((label(c), int((truth == c).sum()), round(a, 4)) for c, a in enumerate(acc["per_class"]))
+    plot_confusion(confusion_matrix(truth, predicted, len(names)), [label(c) for c in range(len(names))],
+                   out_dir / "confusion_matrix.png")
+    log.info("evaluate: %s", metrics)
+    return metrics

@@ -1,0 +1,96 @@
+"""Train: an Ultralytics model built from its bundled YAML (nothing is downloaded), either task.
+
+`task=classify` trains on the class-folder view of the YOLO dataset; `task=detect` on data.yaml with one
+full-image box per image (the original plan's detector). Every key under `train:` is passed to
+Ultralytics' `model.train`, so any of its arguments can be set: `train.lr0=0.01`, `+train.dropout=0.1`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from pokedex.errors import PokedexError
+from pokedex.ultra import ultralytics_offline
+
+log = logging.getLogger(__name__)
+
+TASKS = ("classify", "detect")
+# Set from data/model params, not from train:, so one value drives every stage.
+RESERVED = {"data", "imgsz", "model", "task", "project", "name", "exist_ok", "seed", "pretrained"}
+
+
+def dataset_for(task: str, dataset_dir: Path) -> Path:
+    """What Ultralytics reads for each task."""
+    return (dataset_dir / "classify") if task == "classify" else (dataset_dir / "data.yaml")
+
+
+def build_model(model_cfg: DictConfig):
+    """A fresh model from a bundled architecture YAML, optionally initialised from a local .pt."""
+    ultralytics_offline()
+    from ultralytics import YOLO
+
+    task = model_cfg.task
+    if task not in TASKS:
+        raise PokedexError(f"model.task={task!r} must be one of {', '.join(TASKS)}.")
+    if not str(model_cfg.arch).endswith(".yaml"):
+        raise PokedexError(f"model.arch={model_cfg.arch!r} must be an Ultralytics model YAML (e.g. yolov8n-cls.yaml); "
+                           "use model.weights for a local .pt file.")
+    try:
+        model = YOLO(str(model_cfg.arch), task=task)
+    except FileNotFoundError as exc:
+        raise PokedexError(f"model.arch={model_cfg.arch!r} is neither a bundled Ultralytics YAML nor a file: {exc}") from exc
+    if model.task != task:
+        raise PokedexError(f"model.arch={model_cfg.arch!r} builds a {model.task} model but model.task={task!r}; "
+                           "pick a matching architecture (…-cls.yaml for classify).")
+    if model_cfg.get("weights"):
+        weights = Path(model_cfg.weights)
+        if not weights.is_file():
+            raise PokedexError(f"model.weights={weights} does not exist; give a local .pt file or set model.weights=null.")
+        model.load(str(weights))  # transfers every tensor whose name and shape match (heads may differ)
+    return model
+
+
+def train_args(train_cfg: DictConfig) -> dict:
+    """The train: group as Ultralytics keyword arguments, checked against its known arguments."""
+    ultralytics_offline()
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    args = OmegaConf.to_container(train_cfg, resolve=True)
+    for key in args:
+        if key in RESERVED:
+            raise PokedexError(f"train.{key} is set by the pipeline (data.image_size, model.*, seed); remove it from train:.")
+        if key not in DEFAULT_CFG_DICT:
+            raise PokedexError(f"train.{key} is not an Ultralytics train argument; see ultralytics/cfg/default.yaml "
+                               "for the valid names.")
+    return args
+
+
+def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
+    """Train and return the path of the best weights (run_dir/weights/best.pt)."""
+    args = train_args(cfg.train)
+    model = build_model(cfg.model)
+    data = dataset_for(cfg.model.task, dataset_dir)
+    if not data.exists():
+        raise PokedexError(f"{data} is missing; run the yolo-format stage first (dvc repro yolo-format).")
+    if run_dir.exists():  # a clean run directory: Ultralytics would otherwise resume plots and csv rows
+        shutil.rmtree(run_dir)
+    run_dir = run_dir.resolve()
+    model.train(
+        data=str(data.resolve()),
+        imgsz=int(cfg.data.image_size),
+        project=str(run_dir.parent),
+        name=run_dir.name,
+        exist_ok=True,
+        seed=int(cfg.seed),
+        pretrained=bool(cfg.model.get("weights")),
+        **args,
+    )
+    best = run_dir / "weights" / "best.pt"
+    if not best.is_file():
+        raise PokedexError(f"training finished without {best}; check the Ultralytics log above.")
+    log.info("train: best weights %s", best)
+    return best

@@ -1,0 +1,17 @@
+"""Stage preprocess: every raw file decoded, RGB, resized, re-encoded; or listed in the rejects report."""
+
+from pathlib import Path
+
+from pokedex.data.preprocess import preprocess
+from pokedex.stage import stage
+
+
+@stage
+def main(cfg):
+    p = cfg.paths
+    preprocess(Path(p.raw), Path(p.processed), Path(p.manifest), Path(p.rejects),
+               size=cfg.data.image_size, quality=cfg.data.jpeg_quality, workers=cfg.data.workers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+"""Stage yolo-format: the per-class 70/15/15 YOLO dataset (images/, labels/, data.yaml, classes.txt)."""
+
+from pathlib import Path
+
+from pokedex.data.yolo_format import write_yolo_dataset
+from pokedex.stage import stage
+
+
+@stage
+def main(cfg):
+    p = cfg.paths
+    write_yolo_dataset(Path(p.manifest), Path(p.processed), Path(p.classes), Path(p.yolo_dataset), cfg.data.split)
+
+
+if __name__ == "__main__":
+    main()
