@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from pokedex.errors import PokedexError
 
 
 def _predict(args: argparse.Namespace) -> None:
+    os.environ.setdefault("YOLO_VERBOSE", "False")  # stdout carries only the predictions
     from pokedex.predict import format_predictions, predict
 
     rows = predict(args.images, args.model, args.classes, args.imgsz, args.top)

@@ -40,7 +40,7 @@ def build_model(model_cfg: DictConfig):
         raise PokedexError(f"model.arch={model_cfg.arch!r} must be an Ultralytics model YAML (e.g. yolov8n-cls.yaml); "
                            "use model.weights for a local .pt file.")
     try:
-        model = YOLO(str(model_cfg.arch), task=task)
+        model = YOLO(str(model_cfg.arch))  # the task follows from the YAML's head
     except FileNotFoundError as exc:
         raise PokedexError(f"model.arch={model_cfg.arch!r} is neither a bundled Ultralytics YAML nor a file: {exc}") from exc
     if model.task != task:

@@ -40,11 +40,13 @@ def ingest_synthetic(cfg: DictConfig, raw_dir: Path, class_table: Path, workers:
     return len(jobs)
 
 
+SOURCES = ("synthetic",)
+
+
 def ingest(data: DictConfig, raw_dir: Path, class_table: Path) -> None:
+    if data.source not in SOURCES:
+        raise PokedexError(f"data.source={data.source!r} is not supported; use one of: {', '.join(SOURCES)}.")
     if raw_dir.exists():  # DVC removes outputs before a run; a manual run must not mix old and new images
         shutil.rmtree(raw_dir)
-    if data.source == "synthetic":
-        n = ingest_synthetic(data.synthetic, raw_dir, class_table, data.workers)
-    else:
-        raise PokedexError(f"data.source={data.source!r} is not supported yet; use data.source=synthetic.")
+    n = ingest_synthetic(data.synthetic, raw_dir, class_table, data.workers)
     log.info("ingest: %d images in %s, class table %s", n, raw_dir, class_table)

@@ -152,7 +152,7 @@ def _draw_species(sp: Species, canvas: int) -> Image.Image:
     layer = Image.new("RGBA", (canvas, canvas), (0, 0, 0, 0))
     d = ImageDraw.Draw(layer)
     cx, cy = canvas / 2, canvas / 2 + canvas * 0.04
-    bh = canvas * 0.2 * sp.size
+    bh = canvas * 0.25 * sp.size
     bw = bh * sp.aspect
     dark = _shade(sp.primary, 0.6)
     outline = _shade(sp.primary, 0.35)
@@ -269,7 +269,7 @@ def render(sp: Species, seed: int, index: int, size: int) -> Image.Image:
     scale = float(rng.uniform(0.65, 1.15))
     side = max(8, int(canvas * scale))
     creature = creature.resize((side, side), Image.Resampling.BILINEAR)
-    max_shift = canvas * 0.18
+    max_shift = canvas * 0.15
     ox = int((canvas - side) / 2 + rng.uniform(-max_shift, max_shift))
     oy = int((canvas - side) / 2 + rng.uniform(-max_shift, max_shift))
     scene.alpha_composite(creature, (max(ox, 0), max(oy, 0)), (max(-ox, 0), max(-oy, 0)))

@@ -1,0 +1,78 @@
+"""Preprocess throughput: the parallel stage vs a plain single-process PIL loop over the same files.
+
+    python benchmarks/preprocess_throughput.py [--files 2400] [--size 96]
+
+Makes a mixed-size set of JPEGs and PNGs (synthetic creatures rendered at 96-512 px) in a temporary
+folder laid out like data/raw/all_pokemon, then times both over it in one run and prints images/s and
+the ratio. Numbers are only comparable within one run: the machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pokedex.data.preprocess import preprocess
+from pokedex.data.synthetic import make_species, render
+from pokedex.parallel import worker_count
+
+
+def make_files(root: Path, n_files: int, classes: int = 20) -> None:
+    species = make_species(classes, seed=0)
+    rng = np.random.default_rng(0)
+    base = {sp.dex_id: render(sp, 0, 0, 512) for sp in species}
+    for i in range(n_files):
+        sp = species[i % classes]
+        side = int(rng.integers(96, 513))
+        img = base[sp.dex_id].rotate(float(rng.uniform(-20, 20))).resize((side, int(side * rng.uniform(0.6, 1.4))))
+        folder = root / f"{sp.dex_id:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if i % 4 == 0:
+            img.save(folder / f"{i:05d}.png")
+        else:
+            img.save(folder / f"{i:05d}.jpg", quality=90)
+
+
+def pil_loop(root: Path, out: Path, size: int) -> int:
+    n = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        with Image.open(path) as img:
+            rgb = img.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
+        buf = io.BytesIO()
+        rgb.save(buf, format="JPEG", quality=95)
+        (out / f"{n:05d}.jpg").write_bytes(buf.getvalue())
+        n += 1
+    return n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=2400)
+    parser.add_argument("--size", type=int, default=96)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        make_files(tmp / "raw", args.files)
+        (tmp / "loop").mkdir()
+        start = time.perf_counter()
+        n = pil_loop(tmp / "raw", tmp / "loop", args.size)
+        loop_s = time.perf_counter() - start
+        start = time.perf_counter()
+        kept, rejected = preprocess(tmp / "raw", tmp / "stage", tmp / "manifest.csv", tmp / "rejects.csv",
+                                    size=args.size, quality=95, workers=None)
+        stage_s = time.perf_counter() - start
+    assert kept + rejected == n
+    print(f"files: {n} mixed-size (96-512 px, 1/4 PNG), output {args.size} px, cores: {worker_count(None)}")
+    print(f"single-process PIL loop : {n / loop_s:8.1f} img/s ({loop_s:.2f} s)")
+    print(f"preprocess stage        : {n / stage_s:8.1f} img/s ({stage_s:.2f} s)")
+    print(f"speed-up                : {loop_s / stage_s:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

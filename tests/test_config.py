@@ -1,0 +1,48 @@
+"""params.yaml, conf/ and dvc.yaml agree with each other."""
+
+from __future__ import annotations
+
+import yaml
+from omegaconf import OmegaConf
+
+from pokedex.config import compose_params
+from pokedex.stage import hydra_argv
+
+from .conftest import ROOT, make_cfg
+
+
+def test_committed_params_equal_composition_of_conf(tmp_path):
+    composed = tmp_path / "params.yaml"
+    compose_params(composed)
+    assert yaml.safe_load((ROOT / "params.yaml").read_text()) == yaml.safe_load(composed.read_text()), (
+        "params.yaml is stale: run `make params` after editing conf/"
+    )
+
+
+def test_every_dvc_param_key_exists_in_params():
+    params = OmegaConf.create(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        for key in stage.get("params", []):
+            assert OmegaConf.select(params, key, default="<missing>") != "<missing>", f"{name}: {key}"
+
+
+def test_group_switches_compose():
+    detect = make_cfg("model=yolov8n", "train=aggressive", "train.lr0=0.02")
+    assert detect.model.task == "detect"
+    assert detect.train.optimizer == "SGD" and detect.train.lr0 == 0.02 and detect.train.mixup == 0.3
+    baseline = make_cfg("train=baseline")
+    assert baseline.train.lr0 == 1e-4 and baseline.train.warmup_epochs == 5 and baseline.train.batch == 16
+    assert baseline.train.cos_lr is True and baseline.train.mosaic == 0.0 and baseline.train.fliplr == 0.5
+
+
+def test_default_data_has_at_least_50_classes_and_1025_config_exists():
+    assert make_cfg().data.synthetic.num_classes >= 50
+    assert make_cfg("data=synthetic_1025").data.synthetic.num_classes == 1025
+
+
+def test_hydra_settings_are_added_unless_the_user_gives_them():
+    argv = hydra_argv(["train.epochs=1"])
+    assert "hydra.run.dir=." in argv and "hydra.output_subdir=null" in argv and argv[-1] == "train.epochs=1"
+    argv = hydra_argv(["hydra.run.dir=elsewhere"])
+    assert "hydra.run.dir=." not in argv and "hydra.run.dir=elsewhere" in argv

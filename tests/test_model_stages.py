@@ -1,0 +1,103 @@
+"""train -> evaluate -> export-onnx -> predict on the tiny dataset, for both tasks (real Ultralytics)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pokedex.errors import PokedexError
+from pokedex.evaluate import accuracy_metrics, confusion_matrix, evaluate
+from pokedex.export import export_with_parity
+from pokedex.predict import predict
+from pokedex.train import train, train_args
+
+from .conftest import make_cfg
+
+
+def test_unknown_train_argument_is_named():
+    with pytest.raises(PokedexError, match=r"train\.lr_zero is not an Ultralytics train argument"):
+        train_args(make_cfg("+train.lr_zero=0.1").train)
+    with pytest.raises(PokedexError, match=r"train\.imgsz is set by the pipeline"):
+        train_args(make_cfg("+train.imgsz=64").train)
+
+
+def test_missing_weights_file_is_named(tmp_path, tiny_dataset):
+    cfg = make_cfg("data=tiny", f"model.weights={tmp_path}/nope.pt")
+    with pytest.raises(PokedexError, match="model.weights=.*nope.pt does not exist"):
+        train(cfg, tiny_dataset["yolo"], tmp_path / "run")
+
+
+def test_wrong_task_for_architecture_is_named(tmp_path, tiny_dataset):
+    cfg = make_cfg("data=tiny", "model.task=detect")
+    with pytest.raises(PokedexError, match="builds a classify model but model.task='detect'"):
+        train(cfg, tiny_dataset["yolo"], tmp_path / "run")
+
+
+def test_accuracy_and_confusion_arithmetic():
+    import numpy as np
+
+    truth = np.array([0, 0, 1, 2])
+    ranked = [[0, 1], [1, 0], [1, 2], [-1]]
+    acc = accuracy_metrics(truth, ranked, 3)
+    assert acc["top1"] == 0.5 and acc["top5"] == 0.75 and acc["per_class"] == [0.5, 1.0, 0.0]
+    cm = confusion_matrix(truth, np.array([r[0] for r in ranked]), 3)
+    assert cm.tolist() == [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["yolov8n-cls", "yolov8n"])
+def test_train_evaluate_export_predict(model, tmp_path, tiny_dataset):
+    cfg = make_cfg("data=tiny", f"model={model}", "train.epochs=1", "train.batch=8", "train.plots=false",
+                   "evaluate.latency_images=3", "export.parity_images=4")
+    yolo = tiny_dataset["yolo"]
+    best = train(cfg, yolo, tmp_path / "train")
+    assert best.is_file() and (tmp_path / "train" / "results.csv").is_file()
+
+    metrics = evaluate(best, yolo, cfg.data.image_size, cfg.evaluate, tmp_path / "eval")
+    on_disk = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert on_disk == metrics
+    assert 0.0 <= metrics["top1"] <= metrics["top5"] <= 1.0 and metrics["latency_ms"] > 0
+    assert metrics["test_images"] == 4 * 2 and metrics["classes"] == 4
+    assert ("mAP50" in metrics) == (model == "yolov8n")
+    assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 1000
+    rows = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "image,actual,predicted" and len(rows) == 1 + metrics["test_images"]
+
+    onnx = tmp_path / "model.onnx"
+    report = export_with_parity(best, yolo, cfg.data.image_size, cfg.export, onnx, tmp_path / "parity.json")
+    assert onnx.is_file() and report["images"] == 4
+    assert report["max_abs_diff"] <= 1e-4 and report["top1_agreement"] == 1.0
+    assert not (best.parent / "best.onnx").exists(), "export must not write into the train stage's output"
+
+    names = (yolo / "classes.txt").read_text().splitlines()
+    image = sorted((yolo / "images" / "test").iterdir())[0]
+    for model_file in (best, onnx):
+        ((path, ranked),) = predict([image], model_file, yolo / "classes.txt", imgsz=cfg.data.image_size)
+        assert path == image and 1 <= len(ranked) <= 5
+        assert all(label[5:] in names for label, _ in ranked if label != "(no detection)")
+        assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
+
+    if model == "yolov8n-cls":  # the console script prints the same top-5
+        out = subprocess.run([sys.executable, "-m", "pokedex.cli", "predict", str(image), "--model", str(onnx),
+                              "--classes", str(yolo / "classes.txt")], capture_output=True, text=True, check=True)
+        lines = out.stdout.splitlines()
+        assert lines[0] == str(image) and len(lines) == 1 + 4 and lines[1].strip().startswith("1. 000")
+
+
+def test_parity_failure_is_reported_after_writing_the_report(tmp_path, tiny_dataset):
+    """An impossible tolerance makes the stage fail with the numbers and the report path."""
+    cfg = make_cfg("data=tiny", "train.epochs=1", "train.batch=8", "train.plots=false", "+train.val=false",
+                   "export.parity_images=2", "export.max_abs_diff=-1")
+    best = train(cfg, tiny_dataset["yolo"], tmp_path / "train")
+    with pytest.raises(PokedexError, match="ONNX parity broke: max abs diff .* export.max_abs_diff=-1"):
+        export_with_parity(best, tiny_dataset["yolo"], cfg.data.image_size, cfg.export, tmp_path / "m.onnx",
+                           tmp_path / "parity.json")
+    assert json.loads((tmp_path / "parity.json").read_text())["images"] == 2
+
+
+def test_predict_names_a_missing_model(tmp_path):
+    with pytest.raises(PokedexError, match="model .*missing.pt does not exist"):
+        predict([tmp_path / "x.jpg"], tmp_path / "missing.pt", tmp_path / "classes.txt")
