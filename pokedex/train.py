@@ -69,8 +69,16 @@ def train_args(train_cfg: DictConfig) -> dict:
     return args
 
 
+def check_image_size(size: int) -> None:
+    """Ultralytics silently rounds the input size up to a multiple of the model's stride (32)."""
+    if size % 32:
+        raise PokedexError(f"data.image_size={size} is not a multiple of 32, so Ultralytics would train at "
+                           f"{-(-size // 32) * 32}; set data.image_size to a multiple of 32 (e.g. 64, 96, 128).")
+
+
 def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
     """Train and return the path of the best weights (run_dir/weights/best.pt)."""
+    check_image_size(int(cfg.data.image_size))
     args = train_args(cfg.train)
     model = build_model(cfg.model)
     data = dataset_for(cfg.model.task, dataset_dir)

@@ -24,6 +24,11 @@ def test_unknown_train_argument_is_named():
         train_args(make_cfg("+train.imgsz=64").train)
 
 
+def test_image_size_must_be_a_multiple_of_the_stride(tmp_path, tiny_dataset):
+    with pytest.raises(PokedexError, match=r"data.image_size=80 is not a multiple of 32, so Ultralytics would train at 96"):
+        train(make_cfg("data=tiny", "data.image_size=80"), tiny_dataset["yolo"], tmp_path / "run")
+
+
 def test_missing_weights_file_is_named(tmp_path, tiny_dataset):
     cfg = make_cfg("data=tiny", f"model.weights={tmp_path}/nope.pt")
     with pytest.raises(PokedexError, match="model.weights=.*nope.pt does not exist"):

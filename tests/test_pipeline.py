@@ -83,6 +83,21 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
 
 
 @pytest.mark.slow
+def test_dvc_exp_run_composes_conf_and_shows_experiments(repo):
+    """`dvc exp run -S` composes conf/ with the overrides (DVC's Hydra integration) into params.yaml."""
+    compose_params(repo / "params.yaml", TINY, root=repo)
+    _run(["dvc", "repro"], repo)
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], repo)
+    overrides = [arg for o in TINY + ["evaluate.latency_images=5"] for arg in ("-S", o)]
+    out = _run(["dvc", "exp", "run", "-n", "latency5", *overrides], repo)
+    assert _ran(out) == ["evaluate"]
+    assert yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["latency_images"] == 5
+    table = _run(["dvc", "exp", "show", "--md", "--no-pager"], repo)
+    assert "latency5" in table and "top1" in table
+
+
+@pytest.mark.slow
 def test_stage_cli_overrides_and_user_errors(repo):
     """Ad-hoc Hydra overrides reach the stage; a user mistake is one sentence, exit code 2, no traceback."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

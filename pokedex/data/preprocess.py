@@ -115,8 +115,8 @@ def preprocess(raw_root: Path, out_root: Path, manifest: Path, rejects: Path,
     kept, duplicates = drop_duplicates(processed)
     dropped = {r.source for r in duplicates}
     for rec in processed:
-        if rec.source in dropped and rec not in kept:
-            (out_root / rec.processed).unlink(missing_ok=True)
+        if rec.source in dropped:
+            (out_root / rec.processed).unlink()
     rejected += duplicates
     for d in [d for d in out_root.rglob("*") if d.is_dir() and not any(d.iterdir())]:
         d.rmdir()
