@@ -7,7 +7,6 @@ confidence); mAP50 comes from Ultralytics' own validator.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import tempfile
@@ -17,11 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from pokedex.errors import PokedexError
+from pokedex.io import class_label, write_csv
 from pokedex.ultra import ultralytics_offline
 
 log = logging.getLogger(__name__)
 
-NO_DETECTION = -1
+NO_DETECTION = -1  # predicted class of a detector that found no box
+NO_DETECTION_LABEL = "(no detection)"
 
 
 def test_images(dataset_dir: Path) -> tuple[list[Path], np.ndarray]:
@@ -129,16 +130,12 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    label = lambda c: "(no detection)" if c == NO_DETECTION else f"{c + 1:04d} {names[c]}"  # noqa: E731
-    with (out_dir / "predictions.csv").open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["image", "actual", "predicted"])
-        w.writerows((p.name, label(t), label(c)) for p, t, c in zip(images, truth, predicted))
-    with (out_dir / "per_class.csv").open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["class", "images", "top1"])
-        w.writerows((label(c), int((truth == c).sum()), round(a, 4)) for c, a in enumerate(acc["per_class"]))
-    plot_confusion(confusion_matrix(truth, predicted, len(names)), [label(c) for c in range(len(names))],
+    labels = {c: class_label(c, n) for c, n in enumerate(names)} | {NO_DETECTION: NO_DETECTION_LABEL}
+    write_csv(out_dir / "predictions.csv", ["image", "actual", "predicted"],
+              [(p.name, labels[int(t)], labels[int(c)]) for p, t, c in zip(images, truth, predicted)])
+    write_csv(out_dir / "per_class.csv", ["class", "images", "top1"],
+              [(labels[c], int((truth == c).sum()), round(a, 4)) for c, a in enumerate(acc["per_class"])])
+    plot_confusion(confusion_matrix(truth, predicted, len(names)), [labels[c] for c in range(len(names))],
                    out_dir / "confusion_matrix.png")
     log.info("evaluate: %s", metrics)
     return metrics

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pokedex.errors import PokedexError
-from pokedex.evaluate import NO_DETECTION
+from pokedex.evaluate import NO_DETECTION, NO_DETECTION_LABEL
+from pokedex.io import class_label
 from pokedex.ultra import ultralytics_offline
 
 
@@ -13,8 +14,8 @@ def class_labels(classes_file: Path, model_names: dict[int, str]) -> dict[int, s
     """'0025 Pikachu' style labels: from classes.txt when present, else the names stored in the model."""
     if classes_file.is_file():
         names = classes_file.read_text(encoding="utf-8").splitlines()
-        return {i: f"{i + 1:04d} {n}" for i, n in enumerate(names)}
-    return {i: f"{i + 1:04d} {n}" for i, n in model_names.items()}
+        return {i: class_label(i, n) for i, n in enumerate(names)}
+    return {i: class_label(i, n) for i, n in model_names.items()}
 
 
 def predict(images: list[Path], model_path: Path, classes_file: Path, imgsz: int | None = None,
@@ -47,7 +48,7 @@ def predict(images: list[Path], model_path: Path, classes_file: Path, imgsz: int
             for c, conf in zip(result.boxes.cls.tolist(), result.boxes.conf.tolist()):
                 best[int(c)] = max(best.get(int(c), 0.0), conf)
             ranked = sorted(best.items(), key=lambda kv: -kv[1])[:top] or [(NO_DETECTION, 0.0)]
-            rows.append((image, [(labels.get(c, "(no detection)"), s) for c, s in ranked]))
+            rows.append((image, [(labels.get(c, NO_DETECTION_LABEL), s) for c, s in ranked]))
     return rows
 
 

@@ -6,14 +6,11 @@ import csv
 from pathlib import Path
 
 from pokedex.errors import PokedexError
+from pokedex.io import write_csv
 
 
 def write_class_table(path: Path, rows: list[tuple[int, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["id", "name"])
-        writer.writerows(rows)
+    write_csv(path, ["id", "name"], rows)
 
 
 def read_class_table(path: Path) -> dict[int, str]:

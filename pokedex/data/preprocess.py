@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from pokedex.io import write_csv
 from pokedex.parallel import parallel_map
 
 log = logging.getLogger(__name__)
@@ -93,13 +94,6 @@ def drop_duplicates(records: list[Processed]) -> tuple[list[Processed], list[Rej
     return kept, rejected
 
 
-def _write_csv(path: Path, fields: list[str], rows: list) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(fields)
-        writer.writerows([getattr(r, k) for k in fields] for r in rows)
-
-
 def preprocess(raw_root: Path, out_root: Path, manifest: Path, rejects: Path,
                size: int, quality: int, workers: int | None) -> tuple[int, int]:
     """Returns (processed, rejected) counts; they add up to the number of files under raw_root."""
@@ -120,9 +114,8 @@ def preprocess(raw_root: Path, out_root: Path, manifest: Path, rejects: Path,
     rejected += duplicates
     for d in [d for d in out_root.rglob("*") if d.is_dir() and not any(d.iterdir())]:
         d.rmdir()
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    _write_csv(manifest, MANIFEST_FIELDS, sorted(kept, key=lambda r: r.processed))
-    _write_csv(rejects, REJECT_FIELDS, sorted(rejected, key=lambda r: r.source))
+    write_csv(manifest, MANIFEST_FIELDS, [[getattr(r, k) for k in MANIFEST_FIELDS] for r in sorted(kept, key=lambda r: r.processed)])
+    write_csv(rejects, REJECT_FIELDS, [[r.source, r.reason] for r in sorted(rejected, key=lambda r: r.source)])
     log.info("preprocess: %d files in, %d processed, %d rejected (see %s)", len(sources), len(kept), len(rejected), rejects)
     assert len(kept) + len(rejected) == len(sources)
     return len(kept), len(rejected)

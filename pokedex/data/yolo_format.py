@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import shutil
@@ -22,6 +21,7 @@ from omegaconf import DictConfig
 from pokedex.data.classes import read_class_table
 from pokedex.data.preprocess import Processed, read_manifest
 from pokedex.errors import PokedexError
+from pokedex.io import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,6 @@ def write_yolo_dataset(manifest: Path, processed_root: Path, class_table: Path, 
         "names": dict(enumerate(class_names)),
     }
     (out / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    with (out / "splits.csv").open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["image", "split", "source", "sha256"])
-        writer.writerows(sorted(rows))
+    write_csv(out / "splits.csv", ["image", "split", "source", "sha256"], sorted(rows))
     log.info("yolo-format: %d classes, %s images -> %s", n_classes, counts, out)
     return counts
