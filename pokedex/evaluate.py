@@ -17,7 +17,7 @@ import numpy as np
 
 from pokedex.errors import PokedexError
 from pokedex.io import class_label, write_csv
-from pokedex.ultra import ultralytics_offline
+from pokedex.ultra import ultralytics_data, ultralytics_offline
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,9 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
         "classes": len(names),
     }
     if model.task == "detect":
-        with tempfile.TemporaryDirectory() as tmp:
-            val = model.val(data=str((dataset_dir / "data.yaml").resolve()), split="test", imgsz=imgsz,
-                            batch=int(eval_cfg.batch), device=device, plots=False, project=tmp, verbose=False)
+        with tempfile.TemporaryDirectory() as tmp, ultralytics_data(dataset_dir, "detect") as data:
+            val = model.val(data=str(data), split="test", imgsz=imgsz, batch=int(eval_cfg.batch), device=device,
+                            plots=False, project=tmp, verbose=False)
         metrics["mAP50"] = round(float(val.box.map50), 4)
         metrics["mAP50_95"] = round(float(val.box.map), 4)
 

@@ -1,7 +1,7 @@
 """Train: an Ultralytics model built from its bundled YAML (nothing is downloaded), either task.
 
-`task=classify` trains on the class-folder view of the YOLO dataset; `task=detect` on data.yaml with one
-full-image box per image (the original plan's detector). Every key under `train:` is passed to
+`task=classify` trains on a class-folder view of the YOLO dataset; `task=detect` on its data.yaml with one
+full-image box per image (the original plan's detector). Both views are links in a temporary folder. Every key under `train:` is passed to
 Ultralytics' `model.train`, so any of its arguments can be set: `train.lr0=0.01`, `+train.dropout=0.1`.
 """
 
@@ -14,18 +14,13 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from pokedex.errors import PokedexError
-from pokedex.ultra import ultralytics_offline
+from pokedex.ultra import ultralytics_data, ultralytics_offline
 
 log = logging.getLogger(__name__)
 
 TASKS = ("classify", "detect")
 # Set from data/model params, not from train:, so one value drives every stage.
 RESERVED = {"data", "imgsz", "model", "task", "project", "name", "exist_ok", "seed", "pretrained"}
-
-
-def dataset_for(task: str, dataset_dir: Path) -> Path:
-    """What Ultralytics reads for each task."""
-    return (dataset_dir / "classify") if task == "classify" else (dataset_dir / "data.yaml")
 
 
 def build_model(model_cfg: DictConfig):
@@ -81,22 +76,22 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
     check_image_size(int(cfg.data.image_size))
     args = train_args(cfg.train)
     model = build_model(cfg.model)
-    data = dataset_for(cfg.model.task, dataset_dir)
-    if not data.exists():
-        raise PokedexError(f"{data} is missing; run the yolo-format stage first (dvc repro yolo-format).")
+    if not (dataset_dir / "data.yaml").is_file():
+        raise PokedexError(f"{dataset_dir / 'data.yaml'} is missing; run the yolo-format stage first (dvc repro yolo-format).")
     if run_dir.exists():  # a clean run directory: Ultralytics would otherwise resume plots and csv rows
         shutil.rmtree(run_dir)
     run_dir = run_dir.resolve()
-    model.train(
-        data=str(data.resolve()),
-        imgsz=int(cfg.data.image_size),
-        project=str(run_dir.parent),
-        name=run_dir.name,
-        exist_ok=True,
-        seed=int(cfg.seed),
-        pretrained=bool(cfg.model.get("weights")),
-        **args,
-    )
+    with ultralytics_data(dataset_dir, cfg.model.task) as data:
+        model.train(
+            data=str(data),
+            imgsz=int(cfg.data.image_size),
+            project=str(run_dir.parent),
+            name=run_dir.name,
+            exist_ok=True,
+            seed=int(cfg.seed),
+            pretrained=bool(cfg.model.get("weights")),
+            **args,
+        )
     best = run_dir / "weights" / "best.pt"
     if not best.is_file():
         raise PokedexError(f"training finished without {best}; check the Ultralytics log above.")

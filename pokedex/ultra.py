@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / ".ultralytics"
@@ -20,6 +25,7 @@ def ultralytics_offline():
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "0")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(CONFIG_DIR))
+    os.environ.setdefault("MPLCONFIGDIR", str(CONFIG_DIR / "matplotlib"))  # matplotlib's font cache, not ~/.cache
     user_dir = Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics"
     user_dir.mkdir(parents=True, exist_ok=True)
     import matplotlib
@@ -45,3 +51,33 @@ def ultralytics_offline():
     if any(SETTINGS.get(k) != v for k, v in wanted.items()):
         SETTINGS.update(wanted)
     return ultralytics
+
+
+@contextmanager
+def ultralytics_data(dataset_dir: Path, task: str) -> Iterator[Path]:
+    """What Ultralytics reads for a task, as links to the YOLO dataset in a temporary folder.
+
+    classify: a class-folder tree `{train,validation,test}/{id:04d}/*.jpg` (returns its root);
+    detect: `images/` and `labels/` with a data.yaml (returns the data.yaml).
+    Ultralytics writes caches next to what it reads (train.cache, labels/train.cache); in this folder they
+    vanish with it instead of changing the DVC-tracked dataset. Links, not copies: building it is cheap.
+    """
+    dataset_dir = dataset_dir.resolve()
+    with tempfile.TemporaryDirectory(prefix="pokedex-data-") as tmp:
+        view = Path(tmp)
+        for split_dir in sorted((dataset_dir / "images").iterdir()):
+            for image in sorted(split_dir.iterdir()):
+                # class folder = Pokédex id; Ultralytics numbers sorted folders, so index = id - 1
+                link = (view / split_dir.name / image.name[:4] if task == "classify" else view / "images" / split_dir.name) / image.name
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(image)
+        if task == "classify":
+            yield view
+            return
+        # Image folders hold file links (Ultralytics resolves folder paths); label folders may be links.
+        (view / "labels").mkdir()
+        for split in (dataset_dir / "labels").iterdir():
+            (view / "labels" / split.name).symlink_to(split, target_is_directory=True)
+        data = yaml.safe_load((dataset_dir / "data.yaml").read_text(encoding="utf-8"))
+        (view / "data.yaml").write_text(yaml.safe_dump({**data, "path": str(view)}, allow_unicode=True), encoding="utf-8")
+        yield view / "data.yaml"

@@ -83,11 +83,6 @@ def test_yolo_dataset_follows_the_original_format_rules(tiny_cfg, tiny_dataset):
     names = (yolo / "classes.txt").read_text().splitlines()
     assert names == [data["names"][i] for i in range(n_classes)]
     assert names == [read_class_table(tiny_dataset["classes"])[i + 1] for i in range(n_classes)]
-    for split in SPLITS:  # the classifier's view: links into images/, one folder per class
-        links = sorted((yolo / "classify" / split).rglob("*.jpg"))
-        assert len(links) == sum(counts[split].values())
-        assert all(p.is_symlink() and p.resolve().parent == (yolo / "images" / split).resolve() for p in links)
-        assert all(p.parent.name == p.name[:4] for p in links)
 
 
 def test_split_proportions_at_scale():
@@ -159,3 +154,26 @@ def test_bad_split_fractions_name_the_key(tmp_path, tiny_dataset):
     with pytest.raises(PokedexError, match="data.split"):
         write_yolo_dataset(tiny_dataset["manifest"], tiny_dataset["processed"], tiny_dataset["classes"],
                            tmp_path / "y", cfg.data.split)
+
+
+def test_ultralytics_views_link_into_the_dataset_and_vanish(tiny_cfg, tiny_dataset):
+    from pokedex.ultra import ultralytics_data
+
+    yolo = tiny_dataset["yolo"]
+    n_classes = tiny_cfg.data.synthetic.num_classes
+    with ultralytics_data(yolo, "classify") as root:
+        for split in SPLITS:
+            assert sorted(d.name for d in (root / split).iterdir()) == [f"{i:04d}" for i in range(1, n_classes + 1)]
+            links = sorted((root / split).rglob("*.jpg"))
+            assert len(links) == len(list((yolo / "images" / split).iterdir()))
+            assert all(p.is_symlink() and p.resolve() == (yolo / "images" / split / p.name).resolve() for p in links)
+            assert all(p.parent.name == p.name[:4] for p in links)
+    assert not root.exists()
+    with ultralytics_data(yolo, "detect") as data_yaml:
+        data = yaml.safe_load(data_yaml.read_text())
+        assert data["path"] == str(data_yaml.parent) and data["val"] == "images/validation"
+        assert data["names"] == yaml.safe_load((yolo / "data.yaml").read_text())["names"]
+        image = next((data_yaml.parent / "images" / "train").iterdir())
+        label = data_yaml.parent / "labels" / "train" / f"{image.stem}.txt"
+        assert label.read_text() == (yolo / "labels" / "train" / label.name).read_text()
+    assert not data_yaml.parent.exists()

@@ -58,6 +58,7 @@ def test_train_evaluate_export_predict(model, tmp_path, tiny_dataset):
     cfg = make_cfg("data=tiny", f"model={model}", "train.epochs=1", "train.batch=8", "train.plots=false",
                    "evaluate.latency_images=3", "export.parity_images=4")
     yolo = tiny_dataset["yolo"]
+    before = sorted(p.relative_to(yolo) for p in yolo.rglob("*"))
     best = train(cfg, yolo, tmp_path / "train")
     assert best.is_file() and (tmp_path / "train" / "results.csv").is_file()
 
@@ -76,6 +77,7 @@ def test_train_evaluate_export_predict(model, tmp_path, tiny_dataset):
     assert onnx.is_file() and report["images"] == 4
     assert report["max_abs_diff"] <= 1e-4 and report["top1_agreement"] == 1.0
     assert not (best.parent / "best.onnx").exists(), "export must not write into the train stage's output"
+    assert sorted(p.relative_to(yolo) for p in yolo.rglob("*")) == before, "nothing may write into the dataset"
 
     names = (yolo / "classes.txt").read_text().splitlines()
     image = sorted((yolo / "images" / "test").iterdir())[0]

@@ -16,13 +16,18 @@ from pokedex.config import compose_params
 
 from .conftest import ROOT
 
-PROJECT_FILES = ["dvc.yaml", ".dvcignore", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore"]
+PROJECT_FILES = ["dvc.yaml", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore"]
 TINY = ["data=tiny", "train.epochs=1", "train.batch=8", "evaluate.latency_images=3", "export.parity_images=4"]
 STAGES = ["ingest", "preprocess", "yolo-format", "train", "evaluate", "export-onnx"]
 
 
+def _env(home: Path) -> dict:
+    """The venv first on PATH (DVC runs `python`), and an empty HOME to prove nothing is written there."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HOME=str(home))
+
+
 def _run(args: list[str], cwd: Path) -> str:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = _env(cwd.parent / "home")
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
@@ -34,15 +39,18 @@ def _ran(output: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("repo")
+    repo = tmp_path_factory.mktemp("project") / "repo"
+    repo.mkdir()
+    (repo.parent / "home").mkdir()
     for name in PROJECT_FILES:
         src = ROOT / name
         (shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
          if src.is_dir() else shutil.copy2(src, repo / name))
     compose_params(repo / "params.yaml", TINY, root=repo)
     _run(["git", "init", "-q"], repo)
-    _run(["dvc", "init", "-q"], repo)
-    shutil.copy2(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
+    (repo / ".dvc").mkdir()  # as a clone has it: the committed config (analytics off, Hydra on)
+    for name in ("config", ".gitignore"):
+        shutil.copy2(ROOT / ".dvc" / name, repo / ".dvc" / name)
     _run(["git", "add", "-A"], repo)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], repo)
     return repo
@@ -64,6 +72,7 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     parity = json.loads((repo / "reports" / "onnx_parity.json").read_text())
     assert parity["top1_agreement"] == 1.0
     assert not (repo / "outputs").exists() and not (repo / ".hydra").exists() and not list(repo.glob("*.log"))
+    assert not any((repo.parent / "home").iterdir()), "the pipeline must not write into the home directory"
 
     assert _ran(_run(["dvc", "repro"], repo)) == []
     assert "up to date" in _run(["dvc", "status"], repo)
@@ -100,7 +109,7 @@ def test_dvc_exp_run_composes_conf_and_shows_experiments(repo):
 @pytest.mark.slow
 def test_stage_cli_overrides_and_user_errors(repo):
     """Ad-hoc Hydra overrides reach the stage; a user mistake is one sentence, exit code 2, no traceback."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = _env(repo.parent / "home")
     bad = subprocess.run([sys.executable, "-m", "stages.ingest", "data.source=nowhere"], cwd=repo, env=env,
                          capture_output=True, text=True)
     assert bad.returncode == 2

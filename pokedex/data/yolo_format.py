@@ -3,13 +3,14 @@
     images/{train,validation,test}/{id:04d}_{n:03d}.jpg
     labels/{train,validation,test}/{id:04d}_{n:03d}.txt   "{class_id} 0.5 0.5 1.0 1.0", class_id = id - 1
     data.yaml, classes.txt, splits.csv
-    classify/{train,validation,test}/{id:04d}/*.jpg        symlinks for Ultralytics' classifier
+
+Ultralytics' classifier reads a class-folder tree instead; the train stage builds it as links in a
+temporary folder (pokedex.ultra.ultralytics_data), so nothing Ultralytics writes lands in this dataset.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -101,14 +102,10 @@ def write_yolo_dataset(manifest: Path, processed_root: Path, class_table: Path, 
         numbered = sorted((rec for s in SPLITS for rec in parts[s]), key=lambda r: r.processed)
         number = {rec.processed: n for n, rec in enumerate(numbered, start=1)}
         for s in SPLITS:
-            link_dir = out / "classify" / s / f"{dex_id:04d}"
-            link_dir.mkdir(parents=True)
             for rec in parts[s]:
                 stem = f"{dex_id:04d}_{number[rec.processed]:03d}"
                 shutil.copyfile(processed_root / rec.processed, out / "images" / s / f"{stem}.jpg")
                 (out / "labels" / s / f"{stem}.txt").write_text(f"{dex_id - 1} 0.5 0.5 1.0 1.0\n")
-                # relative links, so the dataset can be moved or checked out elsewhere
-                os.symlink(Path("..", "..", "..", "images", s, f"{stem}.jpg"), link_dir / f"{stem}.jpg")
                 rows.append((f"{stem}.jpg", s, rec.source, rec.sha256))
                 counts[s] += 1
 
