@@ -118,3 +118,9 @@ def test_stage_cli_overrides_and_user_errors(repo):
     bad = subprocess.run([sys.executable, "-m", "stages.train", "+train.bogus=1"], cwd=repo, env=env,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "train.bogus is not an Ultralytics train argument" in bad.stdout + bad.stderr
+    # the script path works as well as `-m`, and an override reaches the stage without touching params.yaml
+    params_before = (repo / "params.yaml").read_text()
+    bad = subprocess.run([sys.executable, "stages/yolo_format.py", "data.split.train=0.5"], cwd=repo, env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "data.split fractions" in bad.stdout + bad.stderr
+    assert (repo / "params.yaml").read_text() == params_before
