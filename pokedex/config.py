@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def compose_params(output: Path, overrides: list[str] | None = None, root: Path = ROOT) -> None:
     """Write params.yaml = composition of root/conf/config.yaml with the given Hydra overrides."""
+    root = root.resolve()  # Hydra wants an absolute config dir
     compose_and_dump(output, str(root / "conf"), None, "config", str(root), list(overrides or []))
 
 

@@ -108,3 +108,22 @@ def test_parity_failure_is_reported_after_writing_the_report(tmp_path, tiny_data
 def test_predict_names_a_missing_model(tmp_path):
     with pytest.raises(PokedexError, match="model .*missing.pt does not exist"):
         predict([tmp_path / "x.jpg"], tmp_path / "missing.pt", tmp_path / "classes.txt")
+
+
+@pytest.mark.slow
+def test_all_1025_classes_run_through_every_stage(tmp_path):
+    """data=synthetic_1025, cut to 3 images a class (one per split) and one epoch: every stage copes."""
+    from .conftest import build_dataset
+
+    cfg = make_cfg("data=synthetic_1025", "data.synthetic.images_per_class=3", "train.epochs=1",
+                   "train.plots=false", "evaluate.latency_images=3", "export.parity_images=4")
+    paths = build_dataset(cfg, tmp_path / "data")
+    names = (paths["yolo"] / "classes.txt").read_text().splitlines()
+    assert len(names) == len(set(names)) == 1025
+    best = train(cfg, paths["yolo"], tmp_path / "train")
+    metrics = evaluate(best, paths["yolo"], cfg.data.image_size, cfg.evaluate, tmp_path / "eval")
+    assert metrics["classes"] == 1025 and metrics["test_images"] == 1025
+    assert (tmp_path / "eval" / "per_class.csv").read_text().count("\n") == 1 + 1025
+    report = export_with_parity(best, paths["yolo"], cfg.data.image_size, cfg.export, tmp_path / "m.onnx",
+                                tmp_path / "parity.json")
+    assert report["top1_agreement"] == 1.0

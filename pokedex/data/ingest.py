@@ -16,6 +16,8 @@ from pokedex.parallel import parallel_map
 
 log = logging.getLogger(__name__)
 
+SOURCES = ("synthetic",)  # real-data loaders (Hugging Face, folders) come next
+
 
 def _render_one(job: tuple[Species, int], seed: int, size: int, quality: int, root: Path) -> None:
     sp, index = job
@@ -38,9 +40,6 @@ def ingest_synthetic(cfg: DictConfig, raw_dir: Path, class_table: Path, workers:
         pass
     write_class_table(class_table, [(sp.dex_id, sp.name) for sp in species])
     return len(jobs)
-
-
-SOURCES = ("synthetic",)
 
 
 def ingest(data: DictConfig, raw_dir: Path, class_table: Path) -> None:
