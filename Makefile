@@ -5,9 +5,15 @@ BIN    := $(VENV)/bin
 # Stages run as `python -m stages.X` under DVC: the venv must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
+# nncase 1.x (the K210 compiler) has wheels for Python <= 3.10 only: it gets its own venv.
+NNCASE_VENV ?= .venv-nncase
+# pyenv puts a `python3.10` shim on PATH that fails unless 3.10 is selected, so each candidate is tried.
+PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
+	$$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && echo $$p && break; done)
+
 .PHONY: setup run test test-fast params clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(NNCASE_VENV)/.installed
 
 # torch/torchvision first and pinned (an unpinned `pip install ultralytics` would pull another torch).
 $(VENV)/.installed: pyproject.toml
@@ -16,6 +22,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+$(NNCASE_VENV)/.installed:
+ifeq ($(PYTHON310),)
+	@echo "note: Python 3.10 not found; K210 compilation (nncase) will be unavailable until it is installed."
+else
+	$(PYTHON310) -m venv $(NNCASE_VENV)
+	$(NNCASE_VENV)/bin/pip install --quiet nncase==1.9.0.20230322 'numpy<2'
+	touch $@
+endif
 
 run: setup
 	$(BIN)/dvc repro
@@ -30,4 +45,4 @@ params: setup
 	$(BIN)/python -m pokedex.config
 
 clean:
-	rm -rf $(VENV) .ultralytics .pytest_cache
+	rm -rf $(VENV) $(NNCASE_VENV) .ultralytics .pytest_cache

@@ -1,0 +1,70 @@
+"""Drive nncase 1.x (K210 compiler and simulator) in its own Python 3.10 venv.
+
+nncase 1.x ships wheels only for Python <= 3.10, and importing it next to onnxruntime crashes, so it runs
+as a subprocess (pokedex/deploy/nncase_worker.py) under `.venv-nncase`, which `make setup` creates.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from pokedex.errors import PokedexError
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+WORKER = Path(__file__).resolve().parent / "nncase_worker.py"
+MEMORY_LINE = re.compile(r"^\s*\.?(input|output|data|MODEL|TOTAL)\s+[\d.]+\s+\w+\s+\((\d+) B\)", re.MULTILINE)
+
+
+def nncase_python() -> Path:
+    """The nncase venv's interpreter: $POKEDEX_NNCASE_PYTHON, else <project>/.venv-nncase/bin/python."""
+    python = Path(os.environ.get("POKEDEX_NNCASE_PYTHON") or ROOT / ".venv-nncase" / "bin" / "python")
+    if not python.exists():
+        raise PokedexError(
+            f"The nncase environment {python} is missing; install Python 3.10 (e.g. `pyenv install 3.10` or "
+            "your distribution's python3.10 package) and run `make setup` to create it."
+        )
+    return python
+
+
+def _run(args: list[str]) -> str:
+    done = subprocess.run([str(nncase_python()), str(WORKER), *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise PokedexError(f"nncase failed ({args[0]}): {tail[0]}")
+    return done.stdout
+
+
+def parse_memory_summary(text: str) -> dict[str, int]:
+    """nncase's 'MEMORY USAGES' block as bytes: input, output, data, model, total."""
+    found = {name.lower(): int(size) for name, size in MEMORY_LINE.findall(text)}
+    if set(found) != {"input", "output", "data", "model", "total"}:
+        raise PokedexError("nncase printed no complete memory summary; its output format may have changed.")
+    return found
+
+
+def compile_kmodel(onnx: Path, calibration: np.ndarray, out: Path, method: str,
+                   mean: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                   std: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> dict[str, int]:
+    """Compile with uint8 post-training quantisation; calibration is uint8 NCHW. Returns the memory summary."""
+    with tempfile.TemporaryDirectory() as tmp:
+        calib = Path(tmp) / "calib.npy"
+        np.save(calib, np.ascontiguousarray(calibration, dtype=np.uint8))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stdout = _run(["compile", str(onnx), str(calib), str(out), "--method", method,
+                       "--mean", *map(str, mean), "--std", *map(str, std)])
+    return parse_memory_summary(stdout)
+
+
+def simulate(kmodel: Path, images: np.ndarray) -> np.ndarray:
+    """Outputs of the kmodel in nncase's K210 simulator, one row per uint8 NCHW image."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs, outputs = Path(tmp) / "inputs.npy", Path(tmp) / "outputs.npy"
+        np.save(inputs, np.ascontiguousarray(images, dtype=np.uint8))
+        _run(["simulate", str(kmodel), str(inputs), str(outputs)])
+        return np.load(outputs)

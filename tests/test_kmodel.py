@@ -1,0 +1,81 @@
+"""nncase 1.x in its own venv: compile a small classifier for the K210 and run it in the simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pokedex.deploy.k210 import compile_kmodel, nncase_python, parse_memory_summary, simulate
+from pokedex.errors import PokedexError
+
+SUMMARY = """SUMMARY
+MEMORY USAGES
+.input	  27.00 KB	(27648 B)
+.output	 200.00 B	(200 B)
+.data	 270.00 KB	(276480 B)
+MODEL	   2.74 MB	(2873000 B)
+TOTAL	   3.03 MB	(3177328 B)
+"""
+
+
+def test_memory_summary_is_parsed_in_bytes():
+    assert parse_memory_summary(SUMMARY) == {"input": 27648, "output": 200, "data": 276480, "model": 2873000,
+                                             "total": 3177328}
+    with pytest.raises(PokedexError, match="no complete memory summary"):
+        parse_memory_summary("MODEL 1 MB (1 B)")
+
+
+def test_missing_nncase_python_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("POKEDEX_NNCASE_PYTHON", str(tmp_path / "python3.10"))
+    with pytest.raises(PokedexError, match=r"install Python 3.10 .* run `make setup`"):
+        nncase_python()
+
+
+def _colour_images(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 NCHW images whose dominant channel is the class (0 red, 1 green, 2 blue)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    images = rng.integers(0, 110, (n, 3, size, size))
+    images[np.arange(n), labels] += 120
+    return images.astype(np.uint8), labels
+
+
+@pytest.mark.slow
+def test_constructed_classifier_agrees_between_onnxruntime_and_the_k210_simulator(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    # A model that separates the images by construction: per-channel means through a linear layer.
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 3), torch.nn.Softmax(1),
+    ).eval()
+    with torch.no_grad():
+        first, second, linear = model[0], model[2], model[6]
+        first.weight.zero_(), first.bias.zero_(), second.bias.zero_()
+        for c in range(3):
+            first.weight[c, c, 1, 1] = 1.0
+            second.weight[c, c] = 1.0
+        second.weight[:, 3:] = 0.0
+        linear.weight.copy_(torch.eye(3) * 8.0), linear.bias.zero_()
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(model, torch.rand(1, 3, 32, 32), str(path), opset_version=12, dynamo=False,
+                      input_names=["images"], output_names=["output0"])
+    onnx.save(onnx.shape_inference.infer_shapes(onnx.load(str(path))), str(path))
+
+    images, labels = _colour_images(24, 32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_top1 = np.array([session.run(None, {"images": image[None].astype(np.float32) / 255.0})[0].argmax()
+                          for image in images])
+    assert (onnx_top1 == labels).all(), "the constructed model must separate the images"
+
+    calibration, _ = _colour_images(16, 32, seed=1)
+    kmodel = tmp_path / "model.kmodel"
+    memory = compile_kmodel(path, calibration, kmodel, method="no_clip")
+    assert kmodel.read_bytes()[:4] == b"LDMK" and memory["total"] >= memory["model"] > 0
+    assert memory["input"] == 3 * 32 * 32  # uint8 camera input
+
+    kmodel_out = simulate(kmodel, images)
+    assert kmodel_out.shape == (24, 3)
+    assert (kmodel_out.argmax(1) == onnx_top1).all()
