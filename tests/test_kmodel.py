@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -41,7 +43,7 @@ def _colour_images(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.nda
 
 
 @pytest.mark.slow
-def test_constructed_classifier_agrees_between_onnxruntime_and_the_k210_simulator(tmp_path):
+def test_constructed_classifier_agrees_between_onnxruntime_and_the_k210_simulator(tmp_path, monkeypatch):
     import onnx
     import onnxruntime as ort
     import torch
@@ -71,11 +73,14 @@ def test_constructed_classifier_agrees_between_onnxruntime_and_the_k210_simulato
     assert (onnx_top1 == labels).all(), "the constructed model must separate the images"
 
     calibration, _ = _colour_images(16, 32, seed=1)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # relative paths work, and nncase's kmodel_info.txt lands elsewhere
     kmodel = tmp_path / "model.kmodel"
-    memory = compile_kmodel(path, calibration, kmodel, method="no_clip")
+    memory = compile_kmodel(Path("..") / "model.onnx", calibration, kmodel, method="no_clip")
     assert kmodel.read_bytes()[:4] == b"LDMK" and memory["total"] >= memory["model"] > 0
     assert memory["input"] == 3 * 32 * 32  # uint8 camera input
 
-    kmodel_out = simulate(kmodel, images)
+    kmodel_out = simulate(Path("..") / "model.kmodel", images)
     assert kmodel_out.shape == (24, 3)
     assert (kmodel_out.argmax(1) == onnx_top1).all()
+    assert not any((tmp_path / "cwd").iterdir()), "nncase must not write into the working directory"

@@ -33,7 +33,10 @@ def nncase_python() -> Path:
 
 
 def _run(args: list[str]) -> str:
-    done = subprocess.run([str(nncase_python()), str(WORKER), *args], capture_output=True, text=True)
+    # nncase writes kmodel_info.txt into its working directory: give it a scratch one
+    with tempfile.TemporaryDirectory() as scratch:
+        done = subprocess.run([str(nncase_python()), str(WORKER), *args], capture_output=True, text=True,
+                              cwd=scratch)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise PokedexError(f"nncase failed ({args[0]}): {tail[0]}")
@@ -56,7 +59,7 @@ def compile_kmodel(onnx: Path, calibration: np.ndarray, out: Path, method: str,
         calib = Path(tmp) / "calib.npy"
         np.save(calib, np.ascontiguousarray(calibration, dtype=np.uint8))
         out.parent.mkdir(parents=True, exist_ok=True)
-        stdout = _run(["compile", str(onnx), str(calib), str(out), "--method", method,
+        stdout = _run(["compile", str(onnx.resolve()), str(calib), str(out.resolve()), "--method", method,
                        "--mean", *map(str, mean), "--std", *map(str, std)])
     return parse_memory_summary(stdout)
 
@@ -66,5 +69,5 @@ def simulate(kmodel: Path, images: np.ndarray) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         inputs, outputs = Path(tmp) / "inputs.npy", Path(tmp) / "outputs.npy"
         np.save(inputs, np.ascontiguousarray(images, dtype=np.uint8))
-        _run(["simulate", str(kmodel), str(inputs), str(outputs)])
+        _run(["simulate", str(kmodel.resolve()), str(inputs), str(outputs)])
         return np.load(outputs)
