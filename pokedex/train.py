@@ -27,19 +27,25 @@ def build_model(model_cfg: DictConfig):
     """A fresh model from a bundled architecture YAML, optionally initialised from a local .pt."""
     ultralytics_offline()
     from ultralytics import YOLO
+    from ultralytics.nn.modules.head import Classify
+
+    from pokedex.models import register, resolve_arch
 
     task = model_cfg.task
     if task not in TASKS:
         raise PokedexError(f"model.task={task!r} must be one of {', '.join(TASKS)}.")
     if not str(model_cfg.arch).endswith(".yaml"):
-        raise PokedexError(f"model.arch={model_cfg.arch!r} must be an Ultralytics model YAML (e.g. yolov8n-cls.yaml); "
+        raise PokedexError(f"model.arch={model_cfg.arch!r} must be a model YAML (e.g. yolov8n-cls.yaml, k210n-cls.yaml); "
                            "use model.weights for a local .pt file.")
+    register()
     try:
-        model = YOLO(str(model_cfg.arch))  # the task follows from the YAML's head
+        model = YOLO(resolve_arch(str(model_cfg.arch)), task=task)
     except FileNotFoundError as exc:
-        raise PokedexError(f"model.arch={model_cfg.arch!r} is neither a bundled Ultralytics YAML nor a file: {exc}") from exc
-    if model.task != task:
-        raise PokedexError(f"model.arch={model_cfg.arch!r} builds a {model.task} model but model.task={task!r}; "
+        raise PokedexError(f"model.arch={model_cfg.arch!r} is neither a bundled Ultralytics YAML, one of pokedex/arch/, "
+                           f"nor a file: {exc}") from exc
+    built = "classify" if any(isinstance(m, Classify) for m in model.model.modules()) else "detect"
+    if built != task:
+        raise PokedexError(f"model.arch={model_cfg.arch!r} builds a {built} model but model.task={task!r}; "
                            "pick a matching architecture (…-cls.yaml for classify).")
     if model_cfg.get("weights"):
         weights = Path(model_cfg.weights)

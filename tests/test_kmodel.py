@@ -84,3 +84,24 @@ def test_constructed_classifier_agrees_between_onnxruntime_and_the_k210_simulato
     assert kmodel_out.shape == (24, 3)
     assert (kmodel_out.argmax(1) == onnx_top1).all()
     assert not any((tmp_path / "cwd").iterdir()), "nncase must not write into the working directory"
+
+
+@pytest.mark.slow
+def test_k210_architecture_with_1025_classes_fits_the_chip(tmp_path):
+    """model=k210n-cls at 1025 classes and 224 px: kmodel <= 3 MB and nncase's total memory <= 6 MB."""
+    from pokedex.export import export_onnx
+    from pokedex.train import build_model
+
+    from .conftest import make_cfg
+
+    model = build_model(make_cfg("model=k210n-cls").model)
+    assert model.model.model[-1].linear.in_features == 256
+    weights = tmp_path / "k210n.pt"
+    model.save(str(weights))
+    onnx_path = export_onnx(weights, imgsz=224, opset=12, simplify=True, onnx_out=tmp_path / "k210n.onnx")
+    calibration = np.random.default_rng(0).integers(0, 256, (4, 3, 224, 224), dtype=np.uint8)
+    kmodel = tmp_path / "k210n.kmodel"
+    memory = compile_kmodel(onnx_path, calibration, kmodel, method="no_clip")
+    assert kmodel.stat().st_size == memory["model"] <= 3 * 1024 * 1024
+    assert memory["total"] <= 6 * 1024 * 1024
+    assert simulate(kmodel, calibration[:1]).shape == (1, 1025)

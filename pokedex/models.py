@@ -1,0 +1,38 @@
+"""Model layers of our own that Ultralytics' YAML parser can name, for K210-sized classifiers.
+
+Ultralytics' `Classify` head has a fixed 1280-wide hidden layer; on the K210 the pooled head runs on the
+CPU in float32, and 1280 x 1025 classes alone is 5.2 MB of a ~6 MB RAM budget. `SlimClassify` is the same
+head with a chosen width. `register()` makes it visible to Ultralytics' YAML parser (it looks layer names
+up in `ultralytics.nn.tasks`); checkpoints pickle it as `pokedex.models.SlimClassify`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+from ultralytics.nn.modules import Conv
+from ultralytics.nn.modules.head import Classify
+
+ARCH_DIR = Path(__file__).resolve().parent / "arch"
+
+
+class SlimClassify(Classify):
+    """Classify with a hidden width of `c_` instead of 1280. YAML args: [c1, nc, c_]."""
+
+    def __init__(self, c1: int, c2: int, c_: int = 256, k: int = 1, s: int = 1, p: int | None = None, g: int = 1):
+        super().__init__(c1, c2, k, s, p, g)
+        self.conv = Conv(c1, c_, k, s, p, g)
+        self.linear = nn.Linear(c_, c2)
+
+
+def register() -> None:
+    import ultralytics.nn.tasks as tasks
+
+    tasks.SlimClassify = SlimClassify
+
+
+def resolve_arch(arch: str) -> str:
+    """A project architecture (pokedex/arch/NAME.yaml) by name, else Ultralytics' own name or a path."""
+    ours = ARCH_DIR / arch
+    return str(ours) if ours.is_file() else arch
