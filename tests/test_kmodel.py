@@ -105,3 +105,36 @@ def test_k210_architecture_with_1025_classes_fits_the_chip(tmp_path):
     assert kmodel.stat().st_size == memory["model"] <= 3 * 1024 * 1024
     assert memory["total"] <= 6 * 1024 * 1024
     assert simulate(kmodel, calibration[:1]).shape == (1, 1025)
+
+
+@pytest.mark.slow
+def test_compile_kmodel_stage_bundle_report_and_budget_gate(tmp_path, tiny_dataset):
+    """The stage's function on a tiny trained k210n-cls: bundle files, report, and the strict budget gate."""
+    import json
+
+    from pokedex.deploy.kmodel import compile_and_measure
+    from pokedex.export import export_onnx
+    from pokedex.train import train
+
+    from .conftest import make_cfg
+
+    cfg = make_cfg("data=tiny", "model=k210n-cls", "train.epochs=1", "train.batch=8", "train.plots=false",
+                   "+train.val=false", "kmodel.eval_images=6", "kmodel.calibration_images=8")
+    yolo = tiny_dataset["yolo"]
+    best = train(cfg, yolo, tmp_path / "train")
+    onnx_path = export_onnx(best, cfg.data.image_size, 12, True, tmp_path / "model.onnx")
+    bundle, report_path = tmp_path / "k210", tmp_path / "kmodel.json"
+    report = compile_and_measure(onnx_path, yolo, cfg.data.image_size, "classify", cfg.kmodel, bundle, report_path)
+    assert json.loads(report_path.read_text()) == report
+    assert sorted(p.name for p in bundle.iterdir()) == ["classes.txt", "main.py", "manifest.json", "model.kmodel"]
+    assert (bundle / "classes.txt").read_text() == (yolo / "classes.txt").read_text()  # index = class id
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["input_size"] == [32, 32] and manifest["classes"] == 4
+    assert report["fits_k210"] and report["kmodel_bytes"] == (bundle / "model.kmodel").stat().st_size
+    assert report["eval_images"] == 6 and report["agreement"] is not None, report.get("simulator_error")
+    assert 0 <= report["kmodel_top1"] <= 1 and 0 <= report["agreement"] <= 1
+
+    strict = make_cfg("kmodel.strict=true", "kmodel.ram_limit_mb=0.01").kmodel
+    with pytest.raises(PokedexError, match=r"needs [\d.]+ MB of RAM .* over the K210 limits kmodel.ram_limit_mb=0.01"):
+        compile_and_measure(onnx_path, yolo, cfg.data.image_size, "classify", strict, bundle, report_path)
+    assert json.loads(report_path.read_text())["fits_k210"] is False  # written before the stage fails

@@ -13,17 +13,20 @@ import pytest
 import yaml
 
 from pokedex.config import compose_params
+from pokedex.deploy.k210 import nncase_python
 
 from .conftest import ROOT
 
 PROJECT_FILES = ["dvc.yaml", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore"]
-TINY = ["data=tiny", "train.epochs=1", "train.batch=8", "evaluate.latency_images=3", "export.parity_images=4"]
-STAGES = ["ingest", "preprocess", "yolo-format", "train", "evaluate", "export-onnx"]
+TINY = ["data=tiny", "train.epochs=1", "train.batch=8", "evaluate.latency_images=3", "export.parity_images=4",
+        "kmodel.calibration_images=8", "kmodel.eval_images=4"]
+STAGES = ["ingest", "preprocess", "yolo-format", "train", "evaluate", "export-onnx", "compile-kmodel"]
 
 
 def _env(home: Path) -> dict:
     """The venv first on PATH (DVC runs `python`), and an empty HOME to prove nothing is written there."""
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HOME=str(home))
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HOME=str(home),
+                POKEDEX_NNCASE_PYTHON=str(nncase_python()))  # the project's nncase venv, not the copy's
 
 
 def _run(args: list[str], cwd: Path) -> str:
@@ -71,6 +74,11 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     assert set(metrics) >= {"top1", "top5", "latency_ms", "per_class_top1_min"}
     parity = json.loads((repo / "reports" / "onnx_parity.json").read_text())
     assert parity["top1_agreement"] == 1.0
+    kmodel = json.loads((repo / "reports" / "kmodel.json").read_text())
+    assert kmodel["fits_k210"] and kmodel["memory_bytes"]["total"] > 0 and kmodel["eval_images"] == 4
+    bundle = repo / "deploy" / "k210"
+    assert sorted(p.name for p in bundle.iterdir()) == ["classes.txt", "main.py", "manifest.json", "model.kmodel"]
+    assert (bundle / "classes.txt").read_text() == (yolo / "classes.txt").read_text()
     assert not (repo / "outputs").exists() and not (repo / ".hydra").exists() and not list(repo.glob("*.log"))
     assert not any((repo.parent / "home").iterdir()), "the pipeline must not write into the home directory"
 
@@ -88,7 +96,7 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
 
     params["data"]["split"]["seed"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert _ran(_run(["dvc", "repro"], repo)) == ["yolo-format", "train", "evaluate", "export-onnx"]
+    assert _ran(_run(["dvc", "repro"], repo)) == ["yolo-format", "train", "evaluate", "export-onnx", "compile-kmodel"]
 
 
 @pytest.mark.slow

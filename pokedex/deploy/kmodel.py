@@ -1,0 +1,124 @@
+"""compile-kmodel: the exported ONNX model as a K210 kmodel, measured in nncase's simulator, plus the bundle.
+
+uint8 post-training quantisation calibrated on train images; the kmodel takes the camera's uint8 RGB and
+does the model's normalisation itself. The report always gets written (sizes, nncase's memory summary,
+whether it fits, simulator top-1 next to float ONNX top-1 on the same test images); with
+`kmodel.strict=true` a model over budget then fails the stage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+from PIL import Image
+
+from pokedex.deploy.k210 import compile_kmodel, simulate
+from pokedex.errors import PokedexError
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+MAIXPY_MAIN = Path(__file__).resolve().parent / "maixpy_main.py"
+
+
+def load_uint8(paths: list[Path], size: int) -> np.ndarray:
+    """uint8 NCHW RGB at the model's input size: what the Maix Bit camera hands the KPU."""
+    arrays = []
+    for path in paths:
+        with Image.open(path) as img:
+            arrays.append(np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)))
+    return np.stack(arrays).transpose(0, 3, 1, 2).copy()
+
+
+def spread(paths: list[Path], n: int) -> list[Path]:
+    """n paths evenly spread over a sorted list (so every class is represented), deterministic."""
+    if n >= len(paths):
+        return paths
+    return [paths[i] for i in np.linspace(0, len(paths) - 1, n).round().astype(int)]
+
+
+def onnx_top1(onnx: Path, images: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return np.array([session.run(None, {name: x[None].astype(np.float32) / 255.0})[0].argmax() for x in images])
+
+
+def simulator_accuracy(onnx: Path, kmodel: Path, chosen: list[Path], size: int) -> dict:
+    """Top-1 of the kmodel in nncase's simulator next to the float ONNX model, on the same test images."""
+    images = load_uint8(chosen, size)
+    truth = np.array([int(p.name[:4]) - 1 for p in chosen])
+    f_top1 = onnx_top1(onnx, images)
+    start = time.perf_counter()
+    try:
+        k_top1 = simulate(kmodel, images).argmax(1)
+    except PokedexError as exc:  # e.g. residual adds, which nncase 1.9's simulator rejects: report, don't hide
+        return {"eval_images": len(chosen), "onnx_top1": round(float((f_top1 == truth).mean()), 4),
+                "kmodel_top1": None, "agreement": None, "simulator_error": str(exc)}
+    sim_ms = (time.perf_counter() - start) / len(chosen) * 1000
+    return {"eval_images": len(chosen), "onnx_top1": round(float((f_top1 == truth).mean()), 4),
+            "kmodel_top1": round(float((k_top1 == truth).mean()), 4),
+            "agreement": round(float((k_top1 == f_top1).mean()), 4), "sim_ms_per_image": round(sim_ms, 1)}
+
+
+def source_commit() -> str | None:
+    done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def write_bundle(bundle: Path, classes: list[str], size: int, task: str) -> None:
+    """Everything a Maix Bit needs next to model.kmodel."""
+    (bundle / "classes.txt").write_text("".join(f"{name}\n" for name in classes), encoding="utf-8")
+    shutil.copyfile(MAIXPY_MAIN, bundle / "main.py")
+    manifest = {"input_size": [size, size], "input": "uint8 RGB, NCHW", "mean": [0.0, 0.0, 0.0],
+                "std": [1.0, 1.0, 1.0], "input_range": [0, 1], "classes": len(classes), "task": task,
+                "source_commit": source_commit()}
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg: DictConfig, bundle: Path,
+                        report_path: Path) -> dict:
+    """Compile into bundle/model.kmodel, write the rest of the bundle and the report; returns the report."""
+    if not onnx.is_file():
+        raise PokedexError(f"{onnx} is missing; run the export-onnx stage first (dvc repro export-onnx).")
+    if bundle.exists():
+        shutil.rmtree(bundle)
+    kmodel = bundle / "model.kmodel"
+    train_images = sorted((dataset_dir / "images" / "train").glob("*.jpg"))
+    test_images = sorted((dataset_dir / "images" / "test").glob("*.jpg"))
+    calibration = load_uint8(spread(train_images, int(cfg.calibration_images)), size)
+    ram, flash = float(cfg.ram_limit_mb) * MB, float(cfg.flash_limit_mb) * MB
+
+    start = time.perf_counter()
+    memory = compile_kmodel(onnx, calibration, kmodel, method=str(cfg.calibration_method))
+    compile_s = time.perf_counter() - start
+    report: dict = {
+        "kmodel_bytes": kmodel.stat().st_size,
+        "memory_bytes": memory,
+        "ram_limit_bytes": int(ram),
+        "flash_limit_bytes": int(flash),
+        "fits_k210": memory["total"] <= ram and kmodel.stat().st_size <= flash,
+        "compile_s": round(compile_s, 2),
+    }
+    if task == "classify":
+        report.update(simulator_accuracy(onnx, kmodel, spread(test_images, int(cfg.eval_images)), size))
+    classes = (dataset_dir / "classes.txt").read_text(encoding="utf-8").splitlines()
+    write_bundle(bundle, classes, size, task)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    log.info("compile-kmodel: %s", report)
+    if cfg.strict and not report["fits_k210"]:
+        raise PokedexError(
+            f"The kmodel needs {memory['total'] / MB:.2f} MB of RAM and {report['kmodel_bytes'] / MB:.2f} MB of flash, "
+            f"over the K210 limits kmodel.ram_limit_mb={cfg.ram_limit_mb} / kmodel.flash_limit_mb={cfg.flash_limit_mb}; "
+            "pick a smaller model (e.g. model=k210n-cls) or set kmodel.strict=false to only report it."
+        )
+    return report

@@ -1,0 +1,34 @@
+# MaixPy (>= v0.6.2, which runs nncase 1.x "v5" kmodels) program for the Sipeed Maix Bit:
+# copy this folder (main.py, model.kmodel, classes.txt, manifest.json) to the root of the SD card.
+# It shows the camera image with the top-1 Pokémon and its score. Not run by the test suite: no board here.
+import gc
+import json
+
+import lcd
+import sensor
+from maix import KPU
+
+with open("/sd/manifest.json") as f:
+    manifest = json.load(f)
+width, height = manifest["input_size"]
+with open("/sd/classes.txt") as f:
+    names = [line.strip() for line in f]
+
+lcd.init()
+sensor.reset()
+sensor.set_pixformat(sensor.RGB565)
+sensor.set_framesize(sensor.QVGA)
+sensor.set_windowing((width, height))  # the model's input size, cut from the centre of the frame
+sensor.skip_frames(time=1000)
+
+kpu = KPU()
+kpu.load_kmodel("/sd/model.kmodel")
+while True:
+    img = sensor.snapshot()
+    img.pix_to_ai()  # RGB888 planes for the KPU; the kmodel does its own normalisation
+    scores = kpu.run_with_output(img, getlist=True)
+    best = max(range(len(scores)), key=lambda i: scores[i])
+    img.draw_string(2, 2, "%04d %s" % (best + 1, names[best]), scale=2, color=(255, 0, 0))
+    img.draw_string(2, 22, "%.2f" % scores[best], scale=2, color=(255, 0, 0))
+    lcd.display(img)
+    gc.collect()

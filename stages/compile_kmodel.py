@@ -1,0 +1,17 @@
+"""Stage compile-kmodel: the ONNX model as a K210 kmodel (nncase 1.x), simulated, bundled for a Maix Bit."""
+
+from pathlib import Path
+
+from pokedex.deploy.kmodel import compile_and_measure
+from pokedex.stage import stage
+
+
+@stage
+def main(cfg):
+    p = cfg.paths
+    compile_and_measure(Path(p.onnx), Path(p.yolo_dataset), cfg.data.image_size, cfg.model.task, cfg.kmodel,
+                        Path(p.k210_bundle), Path(p.kmodel_report))
+
+
+if __name__ == "__main__":
+    main()
