@@ -138,3 +138,24 @@ def test_compile_kmodel_stage_bundle_report_and_budget_gate(tmp_path, tiny_datas
     with pytest.raises(PokedexError, match=r"needs [\d.]+ MB of RAM .* over the K210 limits kmodel.ram_limit_mb=0.01"):
         compile_and_measure(onnx_path, yolo, cfg.data.image_size, "classify", strict, bundle, report_path)
     assert json.loads(report_path.read_text())["fits_k210"] is False  # written before the stage fails
+
+
+@pytest.mark.slow
+def test_detector_compiles_and_reports_without_simulator_accuracy(tmp_path, tiny_dataset):
+    """task=detect: the kmodel and its memory are reported (fits or not); top-1 is a classifier's measure."""
+    import json
+
+    from pokedex.deploy.kmodel import compile_and_measure
+    from pokedex.export import export_onnx
+    from pokedex.train import build_model
+
+    from .conftest import make_cfg
+
+    cfg = make_cfg("data=tiny", "model=yolov8n", "kmodel.calibration_images=4")
+    weights = tmp_path / "det.pt"
+    build_model(cfg.model).save(str(weights))
+    onnx_path = export_onnx(weights, cfg.data.image_size, 12, True, tmp_path / "det.onnx")
+    report = compile_and_measure(onnx_path, tiny_dataset["yolo"], cfg.data.image_size, "detect", cfg.kmodel,
+                                 tmp_path / "k210", tmp_path / "kmodel.json")
+    assert report["memory_bytes"]["total"] > report["kmodel_bytes"] > 0 and "kmodel_top1" not in report
+    assert json.loads((tmp_path / "k210" / "manifest.json").read_text())["task"] == "detect"

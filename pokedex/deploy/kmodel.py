@@ -84,6 +84,12 @@ def write_bundle(bundle: Path, classes: list[str], size: int, task: str) -> None
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+def write_report(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    log.info("compile-kmodel: %s", report)
+
+
 def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg: DictConfig, bundle: Path,
                         report_path: Path) -> dict:
     """Compile into bundle/model.kmodel, write the rest of the bundle and the report; returns the report."""
@@ -98,7 +104,11 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
     ram, flash = float(cfg.ram_limit_mb) * MB, float(cfg.flash_limit_mb) * MB
 
     start = time.perf_counter()
-    memory = compile_kmodel(onnx, calibration, kmodel, method=str(cfg.calibration_method))
+    try:
+        memory = compile_kmodel(onnx, calibration, kmodel, method=str(cfg.calibration_method))
+    except PokedexError as exc:  # an op nncase cannot compile: say so in the report, then fail the stage
+        write_report(report_path, {"fits_k210": False, "compile_error": str(exc)})
+        raise
     compile_s = time.perf_counter() - start
     report: dict = {
         "kmodel_bytes": kmodel.stat().st_size,
@@ -112,9 +122,7 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
         report.update(simulator_accuracy(onnx, kmodel, spread(test_images, int(cfg.eval_images)), size))
     classes = (dataset_dir / "classes.txt").read_text(encoding="utf-8").splitlines()
     write_bundle(bundle, classes, size, task)
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(report, indent=2) + "\n")
-    log.info("compile-kmodel: %s", report)
+    write_report(report_path, report)
     if cfg.strict and not report["fits_k210"]:
         raise PokedexError(
             f"The kmodel needs {memory['total'] / MB:.2f} MB of RAM and {report['kmodel_bytes'] / MB:.2f} MB of flash, "
