@@ -23,11 +23,18 @@ from pokedex.ultra import ultralytics_offline
 log = logging.getLogger(__name__)
 
 
+def load_uint8(paths: list[Path], size: int) -> np.ndarray:
+    """uint8 NCHW RGB at the model's input size (what the K210's camera hands its KPU, too)."""
+    arrays = []
+    for path in paths:
+        with Image.open(path) as img:
+            arrays.append(np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)))
+    return np.stack(arrays).transpose(0, 3, 1, 2).copy()
+
+
 def load_input(path: Path, imgsz: int) -> np.ndarray:
     """NCHW float32 in [0, 1], RGB: what both exported tasks take (test images are already square)."""
-    with Image.open(path) as img:
-        rgb = img.convert("RGB").resize((imgsz, imgsz), Image.Resampling.BILINEAR)
-    return (np.asarray(rgb, dtype=np.float32) / 255.0).transpose(2, 0, 1)[None].copy()
+    return load_uint8([path], imgsz).astype(np.float32) / 255.0
 
 
 def top1_class(output: np.ndarray) -> int:

@@ -17,24 +17,15 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
-from PIL import Image
 
 from pokedex.deploy.k210 import compile_kmodel, simulate
 from pokedex.errors import PokedexError
+from pokedex.export import load_uint8
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 MAIXPY_MAIN = Path(__file__).resolve().parent / "maixpy_main.py"
-
-
-def load_uint8(paths: list[Path], size: int) -> np.ndarray:
-    """uint8 NCHW RGB at the model's input size: what the Maix Bit camera hands the KPU."""
-    arrays = []
-    for path in paths:
-        with Image.open(path) as img:
-            arrays.append(np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)))
-    return np.stack(arrays).transpose(0, 3, 1, 2).copy()
 
 
 def spread(paths: list[Path], n: int) -> list[Path]:
