@@ -46,3 +46,9 @@ def test_hydra_settings_are_added_unless_the_user_gives_them():
     assert "hydra.run.dir=." in argv and "hydra.output_subdir=null" in argv and argv[-1] == "train.epochs=1"
     argv = hydra_argv(["hydra.run.dir=elsewhere"])
     assert "hydra.run.dir=." not in argv and "hydra.run.dir=elsewhere" in argv
+
+
+def test_debug_quick_is_a_one_word_override():
+    quick = make_cfg("debug=quick")
+    assert quick.data.synthetic.num_classes == 4 and quick.train.epochs == 1 and quick.kmodel.eval_images == 4
+    assert make_cfg("debug=quick", "train.epochs=2").train.epochs == 2  # later overrides still win

@@ -18,8 +18,7 @@ from pokedex.deploy.k210 import nncase_python
 from .conftest import ROOT
 
 PROJECT_FILES = ["dvc.yaml", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore"]
-TINY = ["data=tiny", "train.epochs=1", "train.batch=8", "evaluate.latency_images=3", "export.parity_images=4",
-        "kmodel.calibration_images=8", "kmodel.eval_images=4"]
+TINY = ["debug=quick"]
 STAGES = ["ingest", "preprocess", "yolo-format", "train", "evaluate", "export-onnx", "compile-kmodel"]
 
 
