@@ -131,3 +131,24 @@ def test_stage_cli_overrides_and_user_errors(repo):
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "data.split fractions" in bad.stdout + bad.stderr
     assert (repo / "params.yaml").read_text() == params_before
+
+
+@pytest.mark.slow
+def test_push_then_a_fresh_clone_pulls_everything_and_reruns_nothing(repo):
+    """The default remote (a folder beside the repository) round trip: push, clone, pull, nothing to redo."""
+    compose_params(repo / "params.yaml", TINY, root=repo)
+    _run(["dvc", "repro"], repo)
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "results"], repo)
+    _run(["dvc", "push"], repo)
+    assert (repo.parent / "pokedex-dvc-storage" / "files" / "md5").is_dir()
+
+    clone = repo.parent / "clone"
+    _run(["git", "clone", "-q", str(repo), str(clone)], repo.parent)
+    assert not (clone / "deploy" / "k210").exists()
+    _run(["dvc", "pull"], clone)
+    for path in ("deploy/k210/model.kmodel", "models/model.onnx", "models/train/weights/best.pt",
+                 "data/yolo_dataset/data.yaml"):
+        assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
+    assert "up to date" in _run(["dvc", "status"], clone)
+    assert _ran(_run(["dvc", "repro"], clone)) == []
