@@ -11,8 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from torch import nn
-from ultralytics.nn.modules import Conv
-from ultralytics.nn.modules.head import Classify
+
+from pokedex.ultra import ultralytics_offline
+
+ultralytics_offline()  # unpickling a checkpoint may import this module first: keep Ultralytics offline
+
+from ultralytics.nn.modules import Conv  # noqa: E402
+from ultralytics.nn.modules.head import Classify  # noqa: E402
 
 ARCH_DIR = Path(__file__).resolve().parent / "arch"
 
