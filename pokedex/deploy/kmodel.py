@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from pokedex.deploy.k210 import compile_kmodel, simulate
 from pokedex.errors import PokedexError
+from pokedex.evaluate import test_images
 from pokedex.export import load_uint8
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,11 @@ MB = 1024 * 1024
 MAIXPY_MAIN = Path(__file__).resolve().parent / "maixpy_main.py"
 
 
-def spread(paths: list[Path], n: int) -> list[Path]:
-    """n paths evenly spread over a sorted list (so every class is represented), deterministic."""
-    if n >= len(paths):
-        return paths
-    return [paths[i] for i in np.linspace(0, len(paths) - 1, n).round().astype(int)]
+def spread(items: list, n: int) -> list:
+    """n items evenly spread over a sorted list (so every class is represented), deterministic."""
+    if n >= len(items):
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
 def onnx_top1(onnx: Path, images: np.ndarray) -> np.ndarray:
@@ -43,10 +44,12 @@ def onnx_top1(onnx: Path, images: np.ndarray) -> np.ndarray:
     return np.array([session.run(None, {name: x[None].astype(np.float32) / 255.0})[0].argmax() for x in images])
 
 
-def simulator_accuracy(onnx: Path, kmodel: Path, chosen: list[Path], size: int) -> dict:
+def simulator_accuracy(onnx: Path, kmodel: Path, dataset_dir: Path, n_images: int, size: int) -> dict:
     """Top-1 of the kmodel in nncase's simulator next to the float ONNX model, on the same test images."""
+    paths, labels = test_images(dataset_dir)  # the labels evaluate uses: read from the YOLO label files
+    picked = spread(list(range(len(paths))), n_images)
+    chosen, truth = [paths[i] for i in picked], labels[picked]
     images = load_uint8(chosen, size)
-    truth = np.array([int(p.name[:4]) - 1 for p in chosen])
     f_top1 = onnx_top1(onnx, images)
     start = time.perf_counter()
     try:
@@ -90,7 +93,6 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
         shutil.rmtree(bundle)
     kmodel = bundle / "model.kmodel"
     train_images = sorted((dataset_dir / "images" / "train").glob("*.jpg"))
-    test_images = sorted((dataset_dir / "images" / "test").glob("*.jpg"))
     calibration = load_uint8(spread(train_images, int(cfg.calibration_images)), size)
     ram, flash = float(cfg.ram_limit_mb) * MB, float(cfg.flash_limit_mb) * MB
 
@@ -110,7 +112,7 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
         "compile_s": round(compile_s, 2),
     }
     if task == "classify":
-        report.update(simulator_accuracy(onnx, kmodel, spread(test_images, int(cfg.eval_images)), size))
+        report.update(simulator_accuracy(onnx, kmodel, dataset_dir, int(cfg.eval_images), size))
     classes = (dataset_dir / "classes.txt").read_text(encoding="utf-8").splitlines()
     write_bundle(bundle, classes, size, task)
     write_report(report_path, report)
