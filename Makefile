@@ -11,7 +11,12 @@ NNCASE_VENV ?= .venv-nncase
 PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && echo $$p && break; done)
 
-.PHONY: setup run test test-fast params clean
+# `dvc exp show` with only what matters: params that differ between experiments, the key metrics always,
+# no timing noise, no dependency hashes (DVC's own --only-changed/--keep/--drop; the regexes match from the start).
+EXP_SHOW_FLAGS ?= --only-changed --drop 'Created|Executor|.*_ms$$|.*_ms_|.*_s$$|memory_bytes|max_abs_diff|.*/' \
+	--keep 'top1$$|top5$$|latency_ms$$|kmodel_bytes$$|memory_bytes.total$$|fits_k210$$|kmodel_top1$$'
+
+.PHONY: setup run test test-fast params exps report mlflow-ui clean
 
 setup: $(VENV)/.installed $(NNCASE_VENV)/.installed
 
@@ -43,6 +48,15 @@ test-fast: setup
 
 params: setup
 	$(BIN)/python -m pokedex.config
+
+exps: setup
+	$(BIN)/dvc exp show --no-pager $(EXP_SHOW_FLAGS)
+
+report: setup
+	$(BIN)/pokedex report
+
+mlflow-ui: setup
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1
 
 clean:
 	rm -rf $(VENV) $(NNCASE_VENV) .ultralytics .pytest_cache

@@ -7,3 +7,4 @@ __version__ = "0.1.0"
 # Offline by default: ONNX Runtime (1.2x+) otherwise keeps a telemetry queue and device id in ~/.cache.
 # Set before anything imports onnxruntime; every stage and the CLI import this package first.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # MLflow 3.x would report usage to its servers

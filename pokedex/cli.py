@@ -1,4 +1,4 @@
-"""`pokedex` console script: predict with a trained model, compose params.yaml."""
+"""`pokedex` console script: predict with a trained model, compare experiments, compose params.yaml."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ def _params(args: argparse.Namespace) -> None:
     compose_params(args.output or ROOT / "params.yaml", args.overrides)
 
 
+def _report(args: argparse.Namespace) -> None:
+    from pokedex.report import write_report
+
+    print(write_report(args.output, names=args.experiments or None))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pokedex", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -42,6 +48,12 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=tiny train.epochs=1")
     c.add_argument("--output", type=Path, default=None)
     c.set_defaults(func=_params)
+
+    r = sub.add_parser("report", help="write a self-contained HTML page comparing the DVC experiments (offline)")
+    r.add_argument("experiments", nargs="*", help="experiment names or revs (default: those `dvc exp show` lists)")
+    r.add_argument("-o", "--output", type=Path, default=Path("reports/experiments.html"),
+                   help="HTML file to write (default: %(default)s)")
+    r.set_defaults(func=_report)
 
     args = parser.parse_args(argv)
     try:

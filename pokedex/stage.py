@@ -2,7 +2,13 @@
 
 DVC composes conf/ into params.yaml (`dvc exp run -S ...`); stages only read params.yaml, so a sweep
 override can never be lost by a stage composing conf/ on its own. Hydra still parses the command line,
-so ad-hoc overrides work: `python stages/train.py train.epochs=1`.
+so ad-hoc overrides work: `python -m stages.train train.epochs=1`.
+
+A Hydra multirun (`python -m stages.train -m train.lr0=0.001,0.002`) is for quick local sweeps: each job
+writes the stage's outputs under its own sweep directory (`multirun/<date>/<time>/<job>/models/train`), never
+into the DVC-tracked ones. Launchers: Hydra's basic one (default, one job after another),
+`hydra/launcher=parallel` (joblib, jobs in parallel on this machine) and `hydra/launcher=slurm` (submitit),
+from conf/hydra/launcher/.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, open_dict
 
 from pokedex.errors import PokedexError
 
@@ -25,25 +33,57 @@ HYDRA_SETTINGS = {
     "hydra.output_subdir": "null",        # no .hydra/ folder
     "hydra/job_logging": "stdout",        # log to the console only, no <stage>.log files
 }
+MULTIRUN_FLAGS = {"-m", "--multirun"}
 
 log = logging.getLogger("pokedex")
 
 
-def hydra_argv(argv: list[str]) -> list[str]:
-    """Our Hydra settings first, unless the user set the same key on the command line."""
-    given = {arg.split("=", 1)[0].lstrip("+~") for arg in argv}
-    return [f"{k}={v}" for k, v in HYDRA_SETTINGS.items() if k not in given] + argv
+def hydra_argv(argv: list[str], root: Path, name: str = "stage") -> list[str]:
+    """Our Hydra settings first, unless the user set the same key on the command line.
 
-
-def stage(func: Callable[[DictConfig], object]) -> Callable[[], None]:
-    """Turn `func(cfg)` into a CLI entrypoint reading params.yaml from the repository root.
-
-    A PokedexError (a mistake the user can fix) ends the run with its one-sentence message and exit code 2,
-    without a traceback.
+    A multirun keeps Hydra's own sweep directories, with each job's config (.hydra/) and log in its folder,
+    and finds our launcher configs in conf/hydra/launcher/.
     """
+    multirun = [arg for arg in argv if arg in MULTIRUN_FLAGS]
+    argv = [arg for arg in argv if arg not in MULTIRUN_FLAGS]
+    settings = {"hydra.searchpath": f"[file://{root / 'conf'}]", "hydra.job.name": name} if multirun else HYDRA_SETTINGS
+    given = {arg.split("=", 1)[0].lstrip("+~") for arg in argv}
+    # the flag first: Hydra's argparse takes no flag between its positional overrides
+    return multirun[:1] + [f"{k}={v}" for k, v in settings.items() if k not in given] + argv
+
+
+def multirun_job():
+    """Hydra's config of this multirun job (`python -m stages.train -m ...`), or None outside a multirun."""
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return HydraConfig.get()
+    return None
+
+
+def redirect_outputs(cfg: DictConfig, writes: tuple[str, ...], job_dir: Path) -> None:
+    """Point the stage's output paths (keys of paths:) into the sweep job's directory; inputs stay where they are."""
+    with open_dict(cfg):
+        for key in writes:
+            cfg.paths[key] = str(job_dir / cfg.paths[key])
+
+
+def stage(*writes: str) -> Callable[[Callable[[DictConfig], object]], Callable[[], None]]:
+    """`@stage("train_run")`: turn `func(cfg)` into a CLI entrypoint reading params.yaml from the repository root.
+
+    `writes` names the keys of `paths:` the stage writes (its DVC outs), so that a multirun job can write them
+    into its own directory. A PokedexError (a mistake the user can fix) ends the run with its one-sentence
+    message and exit code 2, without a traceback.
+    """
+    return functools.partial(_entrypoint, writes=writes)
+
+
+def _entrypoint(func: Callable[[DictConfig], object], writes: tuple[str, ...]) -> Callable[[], None]:
     root = Path(inspect.getfile(func)).resolve().parent.parent
 
     def run(cfg: DictConfig) -> None:
+        job = multirun_job()
+        if job is not None:
+            redirect_outputs(cfg, writes, Path(job.runtime.output_dir))
+            log.info("multirun job %s writes into %s", job.job.num, job.runtime.output_dir)
         try:
             func(cfg)
         except PokedexError as exc:
@@ -54,7 +94,7 @@ def stage(func: Callable[[DictConfig], object]) -> Callable[[], None]:
     def main() -> None:
         if not (root / "params.yaml").is_file():
             sys.exit(f"error: {root / 'params.yaml'} is missing; run `make params` to compose it from conf/.")
-        sys.argv[1:] = hydra_argv(sys.argv[1:])
+        sys.argv[1:] = hydra_argv(sys.argv[1:], root, name=Path(inspect.getfile(func)).stem)
         hydra.main(config_path=str(root), config_name="params", version_base="1.3")(run)()
 
     return main

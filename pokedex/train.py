@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from pokedex import tracking
 from pokedex.errors import PokedexError
 from pokedex.ultra import ultralytics_data, ultralytics_offline
 
@@ -77,8 +78,29 @@ def check_image_size(size: int) -> None:
                            f"{-(-size // 32) * 32}; set data.image_size to a multiple of 32 (e.g. 64, 96, 128).")
 
 
+class EpochLogger:
+    """Ultralytics callback (on_fit_epoch_end): each results.csv row as MLflow metrics at step = epoch.
+
+    Ultralytics calls it once more after the last epoch, for its validation of best.pt: those numbers are
+    logged once as `best/...` instead of as an extra epoch.
+    """
+
+    def __init__(self, run: tracking.Run):
+        self.run, self.training_over = run, False
+
+    def __call__(self, trainer) -> None:
+        def log(_client):  # inside run.safely: a tracking error must not stop training
+            if self.training_over:
+                self.run.log_metrics({f"best/{k}": float(v) for k, v in trainer.metrics.items()})
+                return
+            row = {**trainer.label_loss_items(trainer.tloss, prefix="train"), **trainer.metrics, **trainer.lr}
+            self.run.log_metrics({k: float(v) for k, v in row.items()}, step=trainer.epoch + 1)
+        self.run.safely("logging epoch metrics", log)
+        self.training_over = bool(trainer.stop)
+
+
 def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
-    """Train and return the path of the best weights (run_dir/weights/best.pt)."""
+    """Train and return the path of the best weights (run_dir/weights/best.pt), tracked in MLflow."""
     check_image_size(int(cfg.data.image_size))
     args = train_args(cfg.train)
     model = build_model(cfg.model)
@@ -87,7 +109,8 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
     if run_dir.exists():  # a clean run directory: Ultralytics would otherwise resume plots and csv rows
         shutil.rmtree(run_dir)
     run_dir = run_dir.resolve()
-    with ultralytics_data(dataset_dir, cfg.model.task) as data:
+    with tracking.training_run(cfg) as run, ultralytics_data(dataset_dir, cfg.model.task) as data:
+        model.add_callback("on_fit_epoch_end", EpochLogger(run))
         model.train(
             data=str(data),
             imgsz=int(cfg.data.image_size),
@@ -98,8 +121,10 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
             pretrained=bool(cfg.model.get("weights")),
             **args,
         )
-    best = run_dir / "weights" / "best.pt"
-    if not best.is_file():
-        raise PokedexError(f"training finished without {best}; check the Ultralytics log above.")
+        best = run_dir / "weights" / "best.pt"
+        if not best.is_file():
+            raise PokedexError(f"training finished without {best}; check the Ultralytics log above.")
+        run.set_tag(tracking.WEIGHTS_TAG, tracking.file_md5(best))
+        run.log_artifacts([best, run_dir / "results.csv"], folder="train")
     log.info("train: best weights %s", best)
     return best

@@ -2,15 +2,17 @@
 
 from pathlib import Path
 
+from pokedex import tracking
 from pokedex.deploy.kmodel import compile_and_measure
 from pokedex.stage import stage
 
 
-@stage
+@stage("k210_bundle", "kmodel_report")
 def main(cfg):
     p = cfg.paths
-    compile_and_measure(Path(p.onnx), Path(p.yolo_dataset), cfg.data.image_size, cfg.model.task, cfg.kmodel,
-                        Path(p.k210_bundle), Path(p.kmodel_report))
+    report = compile_and_measure(Path(p.onnx), Path(p.yolo_dataset), cfg.data.image_size, cfg.model.task, cfg.kmodel,
+                                 Path(p.k210_bundle), Path(p.kmodel_report))
+    tracking.record("compile-kmodel", cfg, Path(p.weights), report, [Path(p.kmodel_report)])
 
 
 if __name__ == "__main__":

@@ -2,14 +2,18 @@
 
 from pathlib import Path
 
+from pokedex import tracking
 from pokedex.evaluate import evaluate
 from pokedex.stage import stage
 
 
-@stage
+@stage("eval_reports")
 def main(cfg):
     p = cfg.paths
-    evaluate(Path(p.weights), Path(p.yolo_dataset), cfg.data.image_size, cfg.evaluate, Path(p.eval_reports))
+    reports = Path(p.eval_reports)
+    metrics = evaluate(Path(p.weights), Path(p.yolo_dataset), cfg.data.image_size, cfg.evaluate, reports)
+    tracking.record("evaluate", cfg, Path(p.weights), metrics,
+                    [reports / "metrics.json", reports / "confusion_matrix.png", reports / "per_class.csv"])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pokedex.data.ingest import ingest
 from pokedex.stage import stage
 
 
-@stage
+@stage("raw", "classes")
 def main(cfg):
     ingest(cfg.data, Path(cfg.paths.raw), Path(cfg.paths.classes))
 

@@ -6,7 +6,7 @@ from pokedex.data.preprocess import preprocess
 from pokedex.stage import stage
 
 
-@stage
+@stage("processed", "manifest", "rejects")
 def main(cfg):
     p = cfg.paths
     preprocess(Path(p.raw), Path(p.processed), Path(p.manifest), Path(p.rejects),

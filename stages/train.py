@@ -6,7 +6,7 @@ from pokedex.stage import stage
 from pokedex.train import train
 
 
-@stage
+@stage("train_run")
 def main(cfg):
     train(cfg, Path(cfg.paths.yolo_dataset), Path(cfg.paths.train_run))
 

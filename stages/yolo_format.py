@@ -6,7 +6,7 @@ from pokedex.data.yolo_format import write_yolo_dataset
 from pokedex.stage import stage
 
 
-@stage
+@stage("yolo_dataset")
 def main(cfg):
     p = cfg.paths
     write_yolo_dataset(Path(p.manifest), Path(p.processed), Path(p.classes), Path(p.yolo_dataset), cfg.data.split)

@@ -40,6 +40,15 @@ def build_dataset(cfg: DictConfig, base: Path) -> dict[str, Path]:
     return paths
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_store(tmp_path_factory):
+    """Stages trained by the tests log to a throwaway MLflow store, not to the checkout's mlflow.db."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri
+
+
 @pytest.fixture(scope="session")
 def tiny_cfg() -> DictConfig:
     return make_cfg("data=tiny")

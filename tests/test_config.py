@@ -42,10 +42,16 @@ def test_default_data_has_at_least_50_classes_and_1025_config_exists():
 
 
 def test_hydra_settings_are_added_unless_the_user_gives_them():
-    argv = hydra_argv(["train.epochs=1"])
+    argv = hydra_argv(["train.epochs=1"], ROOT)
     assert "hydra.run.dir=." in argv and "hydra.output_subdir=null" in argv and argv[-1] == "train.epochs=1"
-    argv = hydra_argv(["hydra.run.dir=elsewhere"])
+    argv = hydra_argv(["hydra.run.dir=elsewhere"], ROOT)
     assert "hydra.run.dir=." not in argv and "hydra.run.dir=elsewhere" in argv
+
+
+def test_multirun_keeps_hydra_sweep_dirs_and_finds_our_launchers():
+    argv = hydra_argv(["train.lr0=0.1,0.2", "--multirun"], ROOT, name="train")
+    assert argv == ["--multirun", f"hydra.searchpath=[file://{ROOT / 'conf'}]", "hydra.job.name=train",
+                    "train.lr0=0.1,0.2"]
 
 
 def test_debug_quick_is_a_one_word_override():

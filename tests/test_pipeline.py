@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlflow import MlflowClient
+
 from pokedex.config import compose_params
 from pokedex.deploy.k210 import nncase_python
 
@@ -23,9 +25,15 @@ STAGES = ["ingest", "preprocess", "yolo-format", "train", "evaluate", "export-on
 
 
 def _env(home: Path) -> dict:
-    """The venv first on PATH (DVC runs `python`), and an empty HOME to prove nothing is written there."""
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HOME=str(home),
-                POKEDEX_NNCASE_PYTHON=str(nncase_python()))  # the project's nncase venv, not the copy's
+    """The venv first on PATH (DVC runs `python`), and an empty HOME to prove nothing is written there.
+
+    No MLFLOW_TRACKING_URI: the stages use their default store, mlflow.db at the repository's root.
+    """
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HOME=str(home),
+               POKEDEX_NNCASE_PYTHON=str(nncase_python()))  # the project's nncase venv, not the copy's
+    for name in ("MLFLOW_TRACKING_URI", "DVC_EXP_NAME", "DVC_ROOT"):
+        env.pop(name, None)
+    return env
 
 
 def _run(args: list[str], cwd: Path) -> str:
@@ -33,6 +41,30 @@ def _run(args: list[str], cwd: Path) -> str:
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
+
+
+def _json(args: list[str], cwd: Path):
+    done = subprocess.run(args, cwd=cwd, env=_env(cwd.parent / "home"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def _mlflow_runs(repo: Path) -> dict:
+    """{run name: run} in the repository's default MLflow store."""
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("pokedex")
+    return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+
+
+def _identify(repo: Path) -> None:
+    """A git identity in the repository itself: HOME is empty, and DVC commits experiments."""
+    _run(["git", "config", "user.name", "t"], repo)
+    _run(["git", "config", "user.email", "t@t"], repo)
+
+
+def _commit(repo: Path, message: str) -> None:
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-q", "--allow-empty", "-m", message], repo)
 
 
 def _ran(output: str) -> list[str]:
@@ -50,11 +82,11 @@ def repo(tmp_path_factory) -> Path:
          if src.is_dir() else shutil.copy2(src, repo / name))
     compose_params(repo / "params.yaml", TINY, root=repo)
     _run(["git", "init", "-q"], repo)
+    _identify(repo)
     (repo / ".dvc").mkdir()  # as a clone has it: the committed config (analytics off, Hydra on)
     for name in ("config", ".gitignore"):
         shutil.copy2(ROOT / ".dvc" / name, repo / ".dvc" / name)
-    _run(["git", "add", "-A"], repo)
-    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], repo)
+    _commit(repo, "tiny")
     return repo
 
 
@@ -80,6 +112,9 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     assert (bundle / "classes.txt").read_text() == (yolo / "classes.txt").read_text()
     assert not (repo / "outputs").exists() and not (repo / ".hydra").exists() and not list(repo.glob("*.log"))
     assert not any((repo.parent / "home").iterdir()), "the pipeline must not write into the home directory"
+    run = _mlflow_runs(repo)["workspace"]  # one run: train opened it, the later stages added to it
+    assert run.data.metrics["evaluate/top1"] == metrics["top1"] and "metrics/accuracy_top1" in run.data.metrics
+    assert run.data.metrics["export-onnx/top1_agreement"] == 1.0 and run.data.metrics["compile-kmodel/fits_k210"] == 1
 
     assert _ran(_run(["dvc", "repro"], repo)) == []
     assert "up to date" in _run(["dvc", "status"], repo)
@@ -103,14 +138,66 @@ def test_dvc_exp_run_composes_conf_and_shows_experiments(repo):
     """`dvc exp run -S` composes conf/ with the overrides (DVC's Hydra integration) into params.yaml."""
     compose_params(repo / "params.yaml", TINY, root=repo)
     _run(["dvc", "repro"], repo)
-    _run(["git", "add", "-A"], repo)
-    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], repo)
+    _commit(repo, "baseline")
     overrides = [arg for o in TINY + ["evaluate.latency_images=5"] for arg in ("-S", o)]
     out = _run(["dvc", "exp", "run", "-n", "latency5", *overrides], repo)
     assert _ran(out) == ["evaluate"]
     assert yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["latency_images"] == 5
     table = _run(["dvc", "exp", "show", "--md", "--no-pager"], repo)
     assert "latency5" in table and "top1" in table
+
+
+@pytest.mark.slow
+def test_queued_grid_sweep_runs_and_is_compared_in_exp_show_mlflow_and_the_report(repo):
+    """`dvc exp run --queue` with Hydra's sweep syntax, `--run-all` in temporary copies, all visible afterwards."""
+    queued = _run(["dvc", "exp", "run", "--queue", "-S", "debug=quick", "-S", "train.lr0=0.01,0.001"], repo)
+    assert queued.count("Queued experiment") == 2
+    _run(["dvc", "exp", "run", "--run-all"], repo)
+
+    rows = _json(["dvc", "exp", "show", "--json"], repo)
+    exps = {e["name"]: e for row in rows for e in (row.get("experiments") or []) if e.get("name")}
+    swept = {name: exp["revs"][0]["data"] for name, exp in exps.items()
+             if exp["revs"][0]["data"]["params"]["params.yaml"]["data"]["train"]["lr0"] in (0.01, 0.001)}
+    assert len(swept) == 2
+    for data in swept.values():
+        assert "top1" in data["metrics"]["reports/eval/metrics.json"]["data"]
+        assert data["metrics"]["reports/kmodel.json"]["data"]["fits_k210"] is True
+
+    # The queued runs ran in temporary copies, yet logged into the repository's MLflow store, named after them.
+    runs = _mlflow_runs(repo)
+    for name in swept:
+        assert {"evaluate/top1", "compile-kmodel/kmodel_bytes"} <= set(runs[name].data.metrics), name
+        assert runs[name].data.tags["dvc.exp_name"] == name
+
+    # The offline report compares them: metrics, curves and confusion matrices, nothing fetched from anywhere.
+    page = repo / "reports" / "experiments.html"
+    _run(["pokedex", "report", "-o", str(page), *swept], repo)
+    text = page.read_text()
+    assert all(name in text for name in swept) and "train.lr0" in text and text.count("data:image/png;base64,") == 3
+    assert "<script" not in text and "http" not in text
+    bad = subprocess.run(["pokedex", "report", "no-such-exp"], cwd=repo, env=_env(repo.parent / "home"),
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "no experiment with metrics named no-such-exp" in bad.stderr
+
+
+@pytest.mark.slow
+def test_hydra_multirun_writes_each_job_into_its_sweep_dir_and_leaves_dvc_outputs_alone(repo):
+    compose_params(repo / "params.yaml", TINY, root=repo)
+    _run(["dvc", "repro"], repo)
+    best = repo / "models" / "train" / "weights" / "best.pt"
+    before = best.read_bytes()
+    out = _run([sys.executable, "-m", "stages.train", "-m", "hydra/launcher=parallel", "hydra.sweep.dir=sweep",
+                "train.lr0=0.01,0.001"], repo)
+    assert "is launching 2 jobs" in out  # joblib
+    for job in ("0", "1"):
+        assert (repo / "sweep" / job / "models" / "train" / "weights" / "best.pt").is_file()
+        assert (repo / "sweep" / job / ".hydra" / "overrides.yaml").is_file()
+    assert best.read_bytes() == before
+    assert "up to date" in _run(["dvc", "status"], repo)
+    runs = _mlflow_runs(repo)
+    assert {runs[f"workspace-multirun-{job}"].data.tags["hydra.overrides"] for job in "01"} == {
+        "train.lr0=0.01", "train.lr0=0.001"}
+    shutil.rmtree(repo / "sweep")
 
 
 @pytest.mark.slow
@@ -135,16 +222,23 @@ def test_stage_cli_overrides_and_user_errors(repo):
 
 @pytest.mark.slow
 def test_push_then_a_fresh_clone_pulls_everything_and_reruns_nothing(repo):
-    """The default remote (a folder beside the repository) round trip: push, clone, pull, nothing to redo."""
+    """The default remote (a folder beside the repository) round trip: push, clone, pull, nothing to redo;
+    experiments travel with `dvc exp push/pull`, and `dvc get` fetches just the K210 bundle."""
     compose_params(repo / "params.yaml", TINY, root=repo)
     _run(["dvc", "repro"], repo)
-    _run(["git", "add", "-A"], repo)
-    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "results"], repo)
+    _commit(repo, "results")
     _run(["dvc", "push"], repo)
     assert (repo.parent / "pokedex-dvc-storage" / "files" / "md5").is_dir()
+    origin = repo.parent / "origin.git"
+    _run(["git", "init", "-q", "--bare", str(origin)], repo.parent)
+    _run(["git", "remote", "add", "origin", str(origin)], repo)
+    _run(["git", "push", "-q", "origin", "HEAD"], repo)
+    _run(["dvc", "exp", "run", "-n", "shared-exp", "-S", "debug=quick", "-S", "evaluate.latency_images=2"], repo)
+    _run(["dvc", "exp", "push", "origin", "shared-exp"], repo)  # git refs to origin, outputs to the DVC remote
 
     clone = repo.parent / "clone"
-    _run(["git", "clone", "-q", str(repo), str(clone)], repo.parent)
+    _run(["git", "clone", "-q", str(origin), str(clone)], repo.parent)
+    _identify(clone)
     assert not (clone / "deploy" / "k210").exists()
     _run(["dvc", "pull"], clone)
     for path in ("deploy/k210/model.kmodel", "models/model.onnx", "models/train/weights/best.pt",
@@ -152,3 +246,13 @@ def test_push_then_a_fresh_clone_pulls_everything_and_reruns_nothing(repo):
         assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
     assert "up to date" in _run(["dvc", "status"], clone)
     assert _ran(_run(["dvc", "repro"], clone)) == []
+
+    _run(["dvc", "exp", "pull", "origin", "shared-exp"], clone)
+    _run(["dvc", "exp", "apply", "shared-exp"], clone)
+    assert yaml.safe_load((clone / "params.yaml").read_text())["evaluate"]["latency_images"] == 2
+    assert "up to date" in _run(["dvc", "status"], clone)
+
+    bundle = repo.parent / "just-the-bundle"
+    _run(["dvc", "get", str(repo), "deploy/k210", "-o", str(bundle)], repo.parent)
+    assert sorted(p.name for p in bundle.iterdir()) == ["classes.txt", "main.py", "manifest.json", "model.kmodel"]
+    assert (bundle / "model.kmodel").read_bytes() == (repo / "deploy" / "k210" / "model.kmodel").read_bytes()

@@ -1,0 +1,216 @@
+"""MLflow tracking: every stage run lands in one MLflow run per DVC experiment, and never fails a stage.
+
+Store: `MLFLOW_TRACKING_URI` when set (a team's tracking server), else `sqlite:///<repo>/mlflow.db` with
+artifacts in `<repo>/mlartifacts`. `<repo>` is `DVC_ROOT`, which DVC points at the main checkout even for
+queued experiments that run in temporary copies, so they all land in the same store. One experiment per
+project (`pokedex`, or `MLFLOW_EXPERIMENT_NAME`); runs are named after the DVC experiment (`DVC_EXP_NAME`).
+
+train opens the run and logs the flattened params, per-epoch metrics and the weights; evaluate, export-onnx
+and compile-kmodel add their metrics and files to the run that trained the same weights (found by the
+weights' md5), or to a new run when the params differ (e.g. an experiment that only changed evaluate:).
+
+`POKEDEX_TRACKING=off` turns tracking off. Any failure (MLflow missing, store unreachable, locked database)
+is one warning per stage and the stage goes on: results are DVC's outputs, MLflow is a view of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from pokedex.stage import multirun_job
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENT = "pokedex"
+WEIGHTS_TAG = "pokedex.weights_md5"
+MAX_PARAMS_PER_CALL = 100  # MLflow's log_batch limit
+
+log = logging.getLogger(__name__)
+_warned = False
+
+
+def _warn_once(what: str, exc: BaseException) -> None:
+    global _warned
+    if not _warned:
+        message = re.sub(r"://[^/\s@]+@", "://***@", str(exc))  # a user:token@ in a store URI stays out of logs
+        log.warning("MLflow tracking is off for this stage (%s failed: %s: %s); the stage goes on.",
+                    what, type(exc).__name__, message)
+        _warned = True
+
+
+def enabled() -> bool:
+    return os.environ.get("POKEDEX_TRACKING", "on").lower() not in {"off", "0", "false", "no"}
+
+
+def repo_root() -> Path:
+    return Path(os.environ.get("DVC_ROOT") or ROOT).resolve()
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifacts of a SQLite store go beside the database file (MLflow would put them under ./mlruns of
+    whichever directory the stage runs in: a temporary copy for queued experiments). A server decides itself."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
+    return None
+
+
+def run_name() -> str:
+    """The DVC experiment's name (`workspace` for a plain `dvc repro`), plus the job number in a multirun."""
+    name = os.environ.get("DVC_EXP_NAME") or "workspace"
+    job = multirun_job()
+    return f"{name}-multirun-{job.job.num}" if job is not None else name
+
+
+def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, str]:
+    """{'train.lr0': '0.002', ...}: the config as MLflow params (strings, as MLflow stores them)."""
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    flat: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def numbers(values: dict, prefix: str = "") -> dict[str, float]:
+    """The numeric (and boolean) leaves of a report, flattened, as MLflow metrics."""
+    flat: dict[str, float] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(numbers(value, f"{name}/"))
+        elif isinstance(value, (bool, int, float)) and value == value:  # skips NaN
+            flat[name] = float(value)
+    return flat
+
+
+def file_md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+class Run:
+    """One MLflow run; after the first failure (which warns once) every call is a no-op."""
+
+    def __init__(self, client=None, run_id: str | None = None):
+        self.client, self.run_id = client, run_id
+
+    def safely(self, what: str, fn) -> None:
+        """fn(client), unless tracking is off or failed before; a failure warns once and turns it off."""
+        if self.client is None:
+            return
+        try:
+            fn(self.client)
+        except Exception as exc:  # noqa: BLE001 - tracking must never break the pipeline
+            _warn_once(what, exc)
+            self.client = None
+
+    def log_params(self, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in params.items()]
+        for i in range(0, len(items), MAX_PARAMS_PER_CALL):
+            self.safely("logging params", lambda c: c.log_batch(self.run_id, params=items[i:i + MAX_PARAMS_PER_CALL]))
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, v, now, step) for k, v in metrics.items()]
+        self.safely("logging metrics", lambda c: c.log_batch(self.run_id, metrics=items))
+
+    def log_artifacts(self, paths: Iterable[Path], folder: str | None = None) -> None:
+        for path in paths:
+            if Path(path).is_file():
+                self.safely(f"uploading {path}", lambda c: c.log_artifact(self.run_id, str(path), folder))
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.safely("tagging the run", lambda c: c.set_tag(self.run_id, key, value))
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.safely("closing the run", lambda c: c.set_terminated(self.run_id, status))
+
+
+def _client():
+    """The MLflow client on our store and the project's experiment id (created on first use)."""
+    for name in ("alembic", "mlflow.store.db.utils"):  # the SQLite store's schema set-up, at INFO level
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri())
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return client, experiment.experiment_id
+    return client, client.create_experiment(name, artifact_location=artifact_location(tracking_uri()))
+
+
+def _new_run(client, experiment_id: str, stage: str, params: dict[str, str], tags: dict[str, str]) -> Run:
+    tags = {"pokedex.stage": stage, **tags}
+    for tag, variable in (("dvc.exp_name", "DVC_EXP_NAME"), ("dvc.baseline_rev", "DVC_EXP_BASELINE_REV")):
+        if os.environ.get(variable):
+            tags[tag] = os.environ[variable]
+    job = multirun_job()
+    if job is not None:
+        tags["hydra.overrides"] = job.job.override_dirname
+    created = client.create_run(experiment_id, run_name=run_name(), tags=tags)
+    run = Run(client, created.info.run_id)
+    run.log_params(params)
+    return run
+
+
+def open_run(stage: str, cfg: DictConfig, weights: Path | None = None) -> Run:
+    """train: a new run. Later stages: the run that trained `weights` with these same params, else a new one."""
+    if not enabled():
+        return Run()
+    try:
+        client, experiment_id = _client()
+        params = flatten(cfg)
+        tags: dict[str, str] = {}
+        if weights is None or not weights.is_file():
+            return _new_run(client, experiment_id, stage, params, tags)
+        md5 = file_md5(weights)
+        trained = client.search_runs([experiment_id], f"tags.`{WEIGHTS_TAG}` = '{md5}'",
+                                     order_by=["attributes.start_time DESC"], max_results=20)
+        for candidate in trained:
+            if candidate.data.params == params:
+                return Run(client, candidate.info.run_id)
+        if trained:
+            tags["pokedex.trained_in"] = trained[0].info.run_id
+        return _new_run(client, experiment_id, stage, params, {WEIGHTS_TAG: md5, **tags})
+    except Exception as exc:  # noqa: BLE001 - tracking must never break the pipeline
+        _warn_once("opening a run", exc)
+        return Run()
+
+
+@contextmanager
+def training_run(cfg: DictConfig) -> Iterator[Run]:
+    """A new run for train, marked FAILED if training raises."""
+    run = open_run("train", cfg)
+    try:
+        yield run
+    except BaseException:
+        run.end("FAILED")
+        raise
+    run.end("FINISHED")
+
+
+def record(stage: str, cfg: DictConfig, weights: Path, metrics: dict, artifacts: Iterable[Path]) -> None:
+    """What evaluate, export-onnx and compile-kmodel add to the run of the weights they used."""
+    run = open_run(stage, cfg, weights)
+    run.log_metrics(numbers(metrics, f"{stage}/"))
+    run.log_artifacts(artifacts, folder=stage)
+    run.end("FINISHED")

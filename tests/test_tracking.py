@@ -1,0 +1,113 @@
+"""MLflow tracking against a real SQLite store: one run per experiment, and never a reason for a stage to fail."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from mlflow import MlflowClient
+
+from pokedex import tracking
+from pokedex.evaluate import evaluate
+from pokedex.train import train
+
+from .conftest import ROOT, make_cfg
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("DVC_EXP_NAME", "tiny-exp")
+    monkeypatch.setattr(tracking, "_warned", False)
+    return uri
+
+
+def test_config_and_reports_flatten_into_params_and_metrics():
+    cfg = make_cfg("data=tiny")
+    params = tracking.flatten(cfg)
+    assert params["train.lr0"] == str(cfg.train.lr0) and params["data.split.seed"] == "0"
+    assert params["model.weights"] == "None" and all(isinstance(v, str) for v in params.values())
+    report = {"top1": 0.5, "fits_k210": True, "memory_bytes": {"total": 10}, "name": "x", "bad": float("nan")}
+    assert tracking.numbers(report, "k/") == {"k/top1": 0.5, "k/fits_k210": 1.0, "k/memory_bytes/total": 10.0}
+
+
+def test_artifacts_of_a_sqlite_store_go_beside_it(tmp_path):
+    assert tracking.artifact_location(f"sqlite:///{tmp_path}/m.db") == (tmp_path / "mlartifacts").as_uri()
+    assert tracking.artifact_location("http://mlflow.team:5000") is None
+
+
+def test_unavailable_store_warns_once_and_the_stage_goes_on(monkeypatch, caplog, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://nowhere")
+    monkeypatch.setattr(tracking, "_warned", False)
+    (tmp_path / "w.pt").write_bytes(b"weights")
+    with caplog.at_level(logging.WARNING, logger="pokedex.tracking"):
+        tracking.record("evaluate", make_cfg("data=tiny"), tmp_path / "w.pt", {"top1": 1.0}, [tmp_path / "w.pt"])
+        with tracking.training_run(make_cfg("data=tiny")) as run:
+            run.log_metrics({"a": 1.0})
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "MLflow tracking is off" in warnings[0].getMessage()
+
+
+def test_credentials_in_a_store_uri_stay_out_of_the_warning(monkeypatch, caplog):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://alice:s3cret@host/db")
+    monkeypatch.setattr(tracking, "_warned", False)
+    with caplog.at_level(logging.WARNING, logger="pokedex.tracking"):
+        tracking.open_run("train", make_cfg("data=tiny"))
+    assert "MLflow tracking is off" in caplog.text and "s3cret" not in caplog.text
+
+
+def test_tracking_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("POKEDEX_TRACKING", "off")
+    assert tracking.open_run("train", make_cfg("data=tiny")).client is None
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_log_into_one_run_named_after_the_experiment(store, tmp_path, tiny_dataset):
+    cfg = make_cfg("debug=quick", "train.epochs=2")
+    best = train(cfg, tiny_dataset["yolo"], tmp_path / "train")
+    metrics = evaluate(best, tiny_dataset["yolo"], cfg.data.image_size, cfg.evaluate, tmp_path / "eval")
+    tracking.record("evaluate", cfg, best, metrics, [tmp_path / "eval" / "confusion_matrix.png"])
+
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("pokedex")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name == "tiny-exp" and run.info.status == "FINISHED"
+    assert run.data.params["train.epochs"] == "2" and run.data.params["model.arch"] == "k210n-cls.yaml"
+    history = client.get_metric_history(run.info.run_id, "metrics/accuracy_top1")
+    assert [m.step for m in history] == [1, 2]
+    assert {"train/loss", "lr/pg0", "best/metrics/accuracy_top1"} <= set(run.data.metrics)
+    assert run.data.metrics["evaluate/top1"] == metrics["top1"]
+    files = {a.path for folder in ("train", "evaluate") for a in client.list_artifacts(run.info.run_id, folder)}
+    assert files == {"train/best.pt", "train/results.csv", "evaluate/confusion_matrix.png"}
+    assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
+
+    # An experiment that changes only evaluate: reuses the weights, gets its own run pointing at the first.
+    changed = make_cfg("debug=quick", "train.epochs=2", "evaluate.latency_images=1")
+    tracking.record("evaluate", changed, best, metrics, [])
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
+    assert len(runs) == 2 and runs[0].data.tags["pokedex.trained_in"] == run.info.run_id
+    assert runs[0].data.params["evaluate.latency_images"] == "1"
+
+
+def launcher_config(name: str):
+    with initialize_config_dir(str(ROOT), version_base="1.3"):
+        cfg = compose("params", return_hydra_config=True,
+                      overrides=[f"hydra.searchpath=[file://{ROOT / 'conf'}]", f"hydra/launcher={name}"])
+    return cfg.hydra.launcher
+
+
+def test_local_launcher_is_hydras_basic_one():
+    # Hydra refuses to instantiate its own internal classes from a config; it builds this one itself.
+    assert launcher_config("local")._target_ == "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
+
+@pytest.mark.parametrize("launcher, target", [("parallel", "JoblibLauncher"), ("slurm", "SlurmLauncher")])
+def test_launcher_configs_compose_and_instantiate(launcher, target):
+    """The stages' multirun launchers (conf/hydra/launcher/); SLURM has no cluster here, so this is its test."""
+    launcher_cfg = launcher_config(launcher)
+    assert type(instantiate(launcher_cfg)).__name__ == target
+    if launcher == "slurm":
+        assert launcher_cfg.gpus_per_node == 1 and launcher_cfg.timeout_min == 120
