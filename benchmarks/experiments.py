@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from pokedex.config import compose_params  # noqa: E402
 from pokedex.deploy.k210 import nncase_python  # noqa: E402
 
-PROJECT_FILES = ["dvc.yaml", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore"]
+PROJECT_FILES = ["dvc.yaml", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore", "data/external"]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -63,6 +63,12 @@ def commit(repo: Path, message: str) -> None:
     run(["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "--allow-empty", "-m", message], repo)
 
 
+def back_to_head(repo: Path) -> None:
+    """Workspace (params.yaml, dvc.lock, metrics and outputs) as committed in HEAD."""
+    run(["git", "checkout", "--", "."], repo)
+    run(["dvc", "checkout", "--force"], repo)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", nargs="*", default=["debug=quick"], help="Hydra overrides for the scratch params")
@@ -77,16 +83,14 @@ def main() -> None:
         print(f"config {' '.join(args.config)}: first full dvc repro {full:.1f} s")
 
         # The same change (train.lr0, so train -> evaluate, export-onnx, compile-kmodel rerun) three ways.
-        params = repo / "params.yaml"
-        original = params.read_text()
-        compose_params(params, [*args.config, "train.lr0=0.0031"], root=repo)
+        compose_params(repo / "params.yaml", [*args.config, "train.lr0=0.0031"], root=repo)
         plain = run(["dvc", "repro"], repo)
-        params.write_text(original)
-        run(["dvc", "checkout", "--force"], repo)
-        workspace_exp = run(["dvc", "exp", "run", "-S", "train.lr0=0.0032"], repo)
-        params.write_text(original)
-        run(["dvc", "checkout", "--force"], repo)
-        queue = run(["dvc", "exp", "run", "--queue", "-S", "train.lr0=0.0033"], repo)
+        back_to_head(repo)
+        # `dvc exp run -S` composes conf/ afresh: the config overrides go along with the change
+        config = [arg for override in args.config for arg in ("-S", override)]
+        workspace_exp = run(["dvc", "exp", "run", *config, "-S", "train.lr0=0.0032"], repo)
+        back_to_head(repo)
+        queue = run(["dvc", "exp", "run", "--queue", *config, "-S", "train.lr0=0.0033"], repo)
         queued = run(["dvc", "exp", "run", "--run-all"], repo)
         print(f"train.lr0 change: dvc repro {plain:.1f} s; dvc exp run {workspace_exp:.1f} s "
               f"({workspace_exp / plain:.2f}x); queued: --queue {queue:.1f} s + --run-all {queued:.1f} s "

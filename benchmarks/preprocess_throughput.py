@@ -1,6 +1,7 @@
 """Preprocess throughput: the parallel stage vs a plain single-process PIL loop over the same files.
 
     python benchmarks/preprocess_throughput.py [--files 2400] [--size 96]
+    python benchmarks/preprocess_throughput.py --memory 2000 20000   # peak RSS of the stage per dataset size
 
 Makes a mixed-size set of JPEGs and PNGs (synthetic creatures rendered at 96-512 px) in a temporary
 folder laid out like data/raw/all_pokemon, then times both over it in one run and prints images/s and
@@ -11,6 +12,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,11 +55,36 @@ def pil_loop(root: Path, out: Path, size: int) -> int:
     return n
 
 
+def measure_memory(raw: Path, out: Path, size: int) -> None:
+    """In a fresh process: run the stage, print peak RSS (MB) of the main process and of its worst worker."""
+    preprocess(raw, out / "stage", out / "manifest.csv", out / "rejects.csv", size=size, quality=95, workers=None)
+    main_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"{main_mb:.0f} {worker_mb:.0f}")
+
+
+def memory_table(counts: list[int], size: int) -> None:
+    for n in counts:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            make_files(tmp / "raw", n)
+            done = subprocess.run([sys.executable, __file__, "--measure-memory", str(tmp), "--size", str(size)],
+                                  capture_output=True, text=True, check=True)
+            main_mb, worker_mb = done.stdout.split()[-2:]
+            print(f"{n:6d} files: peak RSS main process {main_mb} MB, largest worker {worker_mb} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=2400)
     parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--memory", type=int, nargs="+", help="file counts to measure peak RSS for")
+    parser.add_argument("--measure-memory", type=Path, help=argparse.SUPPRESS)  # internal: one fresh process
     args = parser.parse_args()
+    if args.measure_memory:
+        return measure_memory(args.measure_memory / "raw", args.measure_memory, args.size)
+    if args.memory:
+        return memory_table(args.memory, args.size)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         make_files(tmp / "raw", args.files)

@@ -6,9 +6,9 @@ from pokedex.data.ingest import ingest
 from pokedex.stage import stage
 
 
-@stage("raw", "classes")
+@stage("raw", "classes", "ingest_rejects")
 def main(cfg):
-    ingest(cfg.data, Path(cfg.paths.raw), Path(cfg.paths.classes))
+    ingest(cfg.data, Path(cfg.paths.raw), Path(cfg.paths.classes), Path(cfg.paths.ingest_rejects))
 
 
 if __name__ == "__main__":

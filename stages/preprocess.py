@@ -10,7 +10,8 @@ from pokedex.stage import stage
 def main(cfg):
     p = cfg.paths
     preprocess(Path(p.raw), Path(p.processed), Path(p.manifest), Path(p.rejects),
-               size=cfg.data.image_size, quality=cfg.data.jpeg_quality, workers=cfg.data.workers)
+               size=cfg.data.image_size, quality=cfg.data.jpeg_quality, workers=cfg.data.workers,
+               min_size=cfg.data.min_image_size, max_pixels=cfg.data.max_pixels)
 
 
 if __name__ == "__main__":

@@ -120,8 +120,9 @@ def test_preprocess_rejects_bad_files_and_loses_nothing(tmp_path):
     with manifest.open() as f:
         kept = {r["source"]: r for r in csv.DictReader(f)}
     assert len(reasons) == n_bad and len(kept) == n_ok and not set(reasons) & set(kept)
-    for name in ("0002/zero.jpg", "0002/notes.jpg", "0002/truncated.jpg"):
-        assert reasons[name].startswith("unreadable image")
+    assert reasons["0002/zero.jpg"] == "empty file (0 bytes)"
+    assert reasons["0002/notes.jpg"].startswith("not an image")
+    assert reasons["0002/truncated.jpg"].startswith("truncated or corrupt image")
     assert "exact duplicate of 0001/good1.jpg" in reasons["0001/z_copy.jpg"]
     assert "label noise" in reasons["0002/a.jpg"] and "label noise" in reasons["0003/x.jpg"]
     assert "class folder" in reasons["misc/stray.jpg"]
@@ -133,7 +134,7 @@ def test_preprocess_rejects_bad_files_and_loses_nothing(tmp_path):
 
 def test_too_small_class_fails_with_its_name(tmp_path):
     cfg = make_cfg("data=tiny", "data.synthetic.images_per_class=2")
-    with pytest.raises(PokedexError, match=r"Class 0001 has 2 usable image\(s\).*data/raw/all_pokemon/0001"):
+    with pytest.raises(PokedexError, match=r"these classes \(usable images\) fall short: 0001 \(2\), 0002 \(2\)"):
         build_dataset(cfg, tmp_path)
 
 

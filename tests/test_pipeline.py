@@ -19,7 +19,7 @@ from pokedex.deploy.k210 import nncase_python
 
 from .conftest import ROOT
 
-PROJECT_FILES = ["dvc.yaml", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore"]
+PROJECT_FILES = ["dvc.yaml", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore", "data/external"]
 TINY = ["debug=quick"]
 STAGES = ["ingest", "preprocess", "yolo-format", "train", "evaluate", "export-onnx", "compile-kmodel"]
 
@@ -256,3 +256,30 @@ def test_push_then_a_fresh_clone_pulls_everything_and_reruns_nothing(repo):
     _run(["dvc", "get", str(repo), "deploy/k210", "-o", str(bundle)], repo.parent)
     assert sorted(p.name for p in bundle.iterdir()) == ["classes.txt", "main.py", "manifest.json", "model.kmodel"]
     assert (bundle / "model.kmodel").read_bytes() == (repo / "deploy" / "k210" / "model.kmodel").read_bytes()
+
+
+@pytest.mark.slow
+def test_folder_source_through_dvc_reruns_from_ingest_when_photos_are_added(repo, tmp_path):
+    """data=folder under DVC: the photo folder is a dependency of ingest, so adding a photo reruns the data
+    stages; the rejects of both stages account for every file."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    for dex in (1, 2, 3):
+        (photos / f"{dex:04d}").mkdir(parents=True)
+        for k in range(4):
+            Image.new("RGB", (40, 40), (dex * 60, k * 50, 90)).save(photos / f"{dex:04d}" / f"{k}.png")
+    (photos / "0002" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    compose_params(repo / "params.yaml", ["data=folder", f"data.folder.root={photos}", "data.num_classes=3",
+                                          "data.image_size=32"], root=repo)
+    out = _run(["dvc", "repro", "yolo-format"], repo)
+    assert _ran(out) == ["ingest", "preprocess", "yolo-format"]
+    assert "13 files in, 12 processed, 1 rejected" in out
+    rejects = (repo / "data" / "processed" / "rejects.csv").read_text()
+    assert "0002/broken.jpg,not an image" in rejects
+    assert (repo / "data" / "yolo_dataset" / "classes.txt").read_text() == "Bulbasaur\nIvysaur\nVenusaur\n"
+
+    assert _ran(_run(["dvc", "repro", "yolo-format"], repo)) == []
+    Image.new("RGB", (40, 40), (10, 200, 10)).save(photos / "0003" / "new.png")
+    assert _ran(_run(["dvc", "repro", "yolo-format"], repo)) == ["ingest", "preprocess", "yolo-format"]
+    compose_params(repo / "params.yaml", TINY, root=repo)

@@ -1,4 +1,5 @@
-"""The class table (Pokédex id, name) that travels with the data: `classes.csv` next to the raw images."""
+"""Class tables (Pokédex id, name): the one that travels with the data (`classes.csv` next to the raw images),
+and the shipped table of all 1025 Pokémon (national dex id -> English name) for sources without names."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from pathlib import Path
 
 from pokedex.errors import PokedexError
 from pokedex.io import write_csv
+
+NATIONAL_DEX = Path(__file__).with_name("pokemon_names.csv")
+ALL_POKEMON = 1025
 
 
 def write_class_table(path: Path, rows: list[tuple[int, str]]) -> None:
@@ -22,3 +26,20 @@ def read_class_table(path: Path) -> dict[int, str]:
     if not rows or set(rows[0]) != {"id", "name"}:
         raise PokedexError(f"Class table {path} must be a CSV with the header 'id,name'.")
     return {int(r["id"]): r["name"] for r in rows}
+
+
+def national_dex(num_classes: int = ALL_POKEMON) -> dict[int, str]:
+    """The shipped names of Pokémon 0001..num_classes (151: generation 1, 386: generations 1-3, 1025: all)."""
+    if not 1 <= num_classes <= ALL_POKEMON:
+        raise PokedexError(f"data.num_classes={num_classes} must be between 1 and {ALL_POKEMON} (the national Pokédex).")
+    return {i: name for i, name in read_class_table(NATIONAL_DEX).items() if i <= num_classes}
+
+
+def read_names_file(path: Path) -> dict[int, str]:
+    """A names file given with real data: a CSV `id,name`, or plain text with one name per line (line 1 = 0001)."""
+    if not path.is_file():
+        raise PokedexError(f"names file {path} does not exist; fix data.folder.names or set it to null.")
+    text = path.read_text(encoding="utf-8")
+    if text.startswith("id,name"):
+        return read_class_table(path)
+    return {i: line.strip() for i, line in enumerate(text.splitlines(), 1) if line.strip()}

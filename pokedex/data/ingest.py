@@ -1,4 +1,13 @@
-"""Ingest: put raw images at data/raw/all_pokemon/NNNN/*.jpg plus a class table."""
+"""Ingest: put raw images at data/raw/all_pokemon/NNNN/* plus a class table, from `data.source`:
+
+- `synthetic`: the embedded synthetic Pokédex (default, generated here, no download);
+- `folder`: a tree `data.folder.root/NNNN/*` (jpg, jpeg, png, webp, bmp, gif, ...), copied as it is;
+- `hf`: a Hugging Face dataset, from the hub or a local copy (see pokedex.data.sources).
+
+Real sources take their class names from the source when it has them, else from the shipped table of all
+1025 Pokémon; `data.num_classes` keeps classes 0001..N only. Files that cannot even be read are listed in the
+ingest rejects report; preprocess judges the rest.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +18,16 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pokedex.data.classes import write_class_table
+from pokedex.data.classes import national_dex, write_class_table
+from pokedex.data.sources import IngestResult, ingest_folder, ingest_hf
 from pokedex.data.synthetic import Species, make_species, render_jpeg
 from pokedex.errors import PokedexError
+from pokedex.io import write_csv
 from pokedex.parallel import parallel_map
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("synthetic",)  # real-data loaders (Hugging Face, folders) come next
+SOURCES = ("synthetic", "folder", "hf")
 
 
 def _render_one(job: tuple[Species, int], seed: int, size: int, quality: int, root: Path) -> None:
@@ -42,10 +53,25 @@ def ingest_synthetic(cfg: DictConfig, raw_dir: Path, class_table: Path, workers:
     return len(jobs)
 
 
-def ingest(data: DictConfig, raw_dir: Path, class_table: Path) -> None:
+def ingest(data: DictConfig, raw_dir: Path, class_table: Path, rejects: Path | None = None) -> None:
     if data.source not in SOURCES:
         raise PokedexError(f"data.source={data.source!r} is not supported; use one of: {', '.join(SOURCES)}.")
+    rejects = rejects or class_table.with_name("ingest_rejects.csv")
     if raw_dir.exists():  # DVC removes outputs before a run; a manual run must not mix old and new images
         shutil.rmtree(raw_dir)
-    n = ingest_synthetic(data.synthetic, raw_dir, class_table, data.workers)
-    log.info("ingest: %d images in %s, class table %s", n, raw_dir, class_table)
+    if data.source == "synthetic":
+        n = ingest_synthetic(data.synthetic, raw_dir, class_table, data.workers)
+        write_csv(rejects, ["source", "reason"], [])
+        log.info("ingest: %d images in %s, class table %s", n, raw_dir, class_table)
+        return
+    raw_dir.mkdir(parents=True)
+    num_classes = int(data.num_classes)
+    names = national_dex(num_classes)
+    result: IngestResult = (ingest_folder(data.folder, raw_dir, num_classes) if data.source == "folder"
+                            else ingest_hf(data.hf, raw_dir, num_classes))
+    names.update({i: n for i, n in result.names.items() if i in names})
+    write_class_table(class_table, sorted(names.items()))
+    write_csv(rejects, ["source", "reason"], result.rejects)
+    log.info("ingest (%s): %d files written to %s, %d unreadable (see %s), %d skipped: classes above "
+             "data.num_classes=%d", data.source, result.written, raw_dir, len(result.rejects), rejects,
+             result.skipped, num_classes)

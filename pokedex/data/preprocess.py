@@ -1,8 +1,11 @@
-"""Preprocess: decode every raw file, convert to RGB, resize, re-encode as JPEG; reject what cannot be read.
+"""Preprocess: decode every raw file, convert to RGB, resize, re-encode as JPEG; reject what cannot be used.
 
 Every input file ends up either in the manifest (source -> processed, class, hash) or in the rejects
-report with its reason. Exact duplicates (same processed bytes) are kept once per class; the same image
-under two classes is label noise and is rejected everywhere, so no split can leak it.
+report with its reason: empty, unreadable, not an image, truncated or corrupt, a decompression bomb (over
+`data.max_pixels`), too small (under `data.min_image_size`), outside a class folder. Handled on the way:
+EXIF orientation, transparency (RGBA, LA, palette) flattened on white, CMYK, 16-bit greyscale, the first
+frame of animations. Exact duplicates (same processed bytes) are kept once per class; the same image under
+two classes is label noise and is rejected everywhere, so no split can leak it.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import io
 import logging
 import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pokedex.io import write_csv
 from pokedex.parallel import parallel_map
@@ -44,8 +49,10 @@ class Rejected:
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """RGB with the EXIF orientation applied; transparency is flattened onto white."""
+    """RGB with the EXIF orientation applied; transparency is flattened onto white; 16-bit scaled to 8."""
     img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit greyscale PNG: keep the top 8 bits, not a clip
+        return Image.fromarray((np.asarray(img, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8)).convert("RGB")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -58,20 +65,41 @@ def processed_name(source: Path) -> str:
     return source.name if source.suffix == ".jpg" else source.name + ".jpg"
 
 
-def process_file(source: Path, raw_root: Path, out_root: Path, size: int, quality: int) -> Processed | Rejected:
+def decode(source: Path, size: int, min_size: int, max_pixels: int) -> Image.Image | str:
+    """The image as RGB, or the reason it cannot be used."""
+    try:
+        if source.stat().st_size == 0:
+            return "empty file (0 bytes)"
+        with Image.open(source) as img:
+            width, height = img.size  # from the header: nothing decoded yet
+            if width * height > max_pixels:
+                return (f"decompression bomb refused: {width}x{height} = {width * height:,} pixels, over "
+                        f"data.max_pixels={max_pixels:,}")
+            if min(width, height) < min_size:
+                return f"too small: {width}x{height}, under data.min_image_size={min_size}"
+            # JPEGs decode straight at a reduced scale (1/2..1/8) that still covers the target size:
+            # most of the work saved on large photos, no visible loss after the downscale below
+            img.draft("RGB", (size, size))
+            img.load()  # the first frame of an animated GIF/WebP/PNG
+            return to_rgb(img)
+    except PermissionError:
+        return "cannot be read: permission denied"
+    except UnidentifiedImageError:
+        return "not an image (no known image format)"
+    except Exception as exc:  # truncated/corrupt data raises many types; every one is a reject, not a crash
+        return f"truncated or corrupt image: {type(exc).__name__}: {exc}"
+
+
+def process_file(source: Path, raw_root: Path, out_root: Path, size: int, quality: int, min_size: int = 1,
+                 max_pixels: int = 100_000_000) -> Processed | Rejected:
     rel = source.relative_to(raw_root).as_posix()
     class_dir = source.parent.name
     if source.parent.parent != raw_root or not CLASS_DIR.match(class_dir) or not 1 <= int(class_dir) <= 1025:
         return Rejected(rel, "not inside a class folder named by a 4-digit Pokédex id (0001-1025)")
-    try:
-        with Image.open(source) as img:
-            # JPEGs decode straight at a reduced scale (1/2..1/8) that still covers the target size:
-            # most of the work saved on large photos, no visible loss after the downscale below
-            img.draft("RGB", (size, size))
-            img.load()
-            rgb = to_rgb(img)
-    except Exception as exc:  # Pillow raises many types for broken files; every one is a reject, not a crash
-        return Rejected(rel, f"unreadable image: {type(exc).__name__}: {exc}")
+    Image.MAX_IMAGE_PIXELS = None  # decode() checks data.max_pixels from the header, before any decoding
+    rgb = decode(source, size, min_size, max_pixels)
+    if isinstance(rgb, str):
+        return Rejected(rel, rgb)
     buf = io.BytesIO()
     rgb.resize((size, size), Image.Resampling.BICUBIC).save(buf, format="JPEG", quality=quality)
     data = buf.getvalue()
@@ -97,15 +125,16 @@ def drop_duplicates(records: list[Processed]) -> tuple[list[Processed], list[Rej
     return kept, rejected
 
 
-def preprocess(raw_root: Path, out_root: Path, manifest: Path, rejects: Path,
-               size: int, quality: int, workers: int | None) -> tuple[int, int]:
+def preprocess(raw_root: Path, out_root: Path, manifest: Path, rejects: Path, size: int, quality: int,
+               workers: int | None, min_size: int = 1, max_pixels: int = 100_000_000) -> tuple[int, int]:
     """Returns (processed, rejected) counts; they add up to the number of files under raw_root."""
     if out_root.exists():
         shutil.rmtree(out_root)
     sources = sorted(p for p in raw_root.rglob("*") if p.is_file())
     for class_dir in {p.parent for p in sources}:
         (out_root / class_dir.relative_to(raw_root)).mkdir(parents=True, exist_ok=True)
-    work = functools.partial(process_file, raw_root=raw_root, out_root=out_root, size=size, quality=quality)
+    work = functools.partial(process_file, raw_root=raw_root, out_root=out_root, size=size, quality=quality,
+                             min_size=min_size, max_pixels=max_pixels)
     results = list(parallel_map(work, sources, total=len(sources), workers=workers, desc="preprocess"))
     processed = [r for r in results if isinstance(r, Processed)]
     rejected = [r for r in results if isinstance(r, Rejected)]
@@ -120,6 +149,8 @@ def preprocess(raw_root: Path, out_root: Path, manifest: Path, rejects: Path,
     write_csv(manifest, MANIFEST_FIELDS, [[getattr(r, k) for k in MANIFEST_FIELDS] for r in sorted(kept, key=lambda r: r.processed)])
     write_csv(rejects, REJECT_FIELDS, [[r.source, r.reason] for r in sorted(rejected, key=lambda r: r.source)])
     log.info("preprocess: %d files in, %d processed, %d rejected (see %s)", len(sources), len(kept), len(rejected), rejects)
+    for reason, count in Counter(r.reason.split(":")[0] for r in rejected).most_common():
+        log.info("  rejected %6d  %s", count, reason)
     assert len(kept) + len(rejected) == len(sources)
     return len(kept), len(rejected)
 

@@ -46,27 +46,53 @@ def check_fractions(split: DictConfig) -> dict[str, float]:
     return fractions
 
 
+def source_split(rec: Processed) -> str | None:
+    """The split a source file name carries (`train-000042.jpg`, as the hf source writes them)."""
+    prefix = Path(rec.source).name.split("-", 1)[0]
+    return prefix if prefix in SPLITS else None
+
+
 def assign_splits(records: list[Processed], split: DictConfig) -> dict[int, dict[str, list[Processed]]]:
-    """Split each class independently with its own seeded shuffle (adding a class does not move others)."""
-    fractions = check_fractions(split)
+    """Split each class independently with its own seeded shuffle (adding a class does not move others),
+    or keep the source's own splits (`data.split.source_splits`).
+
+    Policy for small classes: every class needs at least one image in each split (Ultralytics' classifier
+    needs every class in every split); a class short of that stops the stage with the list of such classes.
+    """
+    keep = bool(split.get("source_splits", False))
+    fractions = None if keep else check_fractions(split)
     by_class: dict[int, list[Processed]] = defaultdict(list)
     for rec in records:
         by_class[rec.dex_id].append(rec)
-    result = {}
+    result, short = {}, []
     for dex_id in sorted(by_class):
         items = sorted(by_class[dex_id], key=lambda r: r.processed)
-        if len(items) < MIN_IMAGES:
-            raise PokedexError(
-                f"Class {dex_id:04d} has {len(items)} usable image(s) but a train/validation/test split needs at "
-                f"least {MIN_IMAGES}; add images to data/raw/all_pokemon/{dex_id:04d} or remove that class."
-            )
-        order = np.random.default_rng([int(split.seed), dex_id]).permutation(len(items))
-        counts = split_counts(len(items), fractions)
-        start = 0
-        result[dex_id] = {}
-        for name in SPLITS:
-            result[dex_id][name] = [items[i] for i in sorted(order[start:start + counts[name]])]
-            start += counts[name]
+        if keep:
+            parts = {name: [] for name in SPLITS}
+            for rec in items:
+                name = source_split(rec)
+                if name is None:
+                    raise PokedexError(f"data.split.source_splits=true, but {rec.source} carries no split name "
+                                       "(train-/validation-/test-, as data=hf writes them); set "
+                                       "data.split.source_splits=false to split per class.")
+                parts[name].append(rec)
+        elif len(items) >= MIN_IMAGES:
+            order = np.random.default_rng([int(split.seed), dex_id]).permutation(len(items))
+            counts, start, parts = split_counts(len(items), fractions), 0, {}
+            for name in SPLITS:
+                parts[name] = [items[i] for i in sorted(order[start:start + counts[name]])]
+                start += counts[name]
+        else:
+            parts = {}
+        if any(not parts.get(name) for name in SPLITS):
+            short.append(f"{dex_id:04d} ({len(items)})")
+        result[dex_id] = parts
+    if short:
+        shown = ", ".join(short[:10]) + (f" and {len(short) - 10} more" if len(short) > 10 else "")
+        raise PokedexError(
+            f"Every class needs at least one usable image in each of train/validation/test, but these classes "
+            f"(usable images) fall short: {shown}; add images to data/raw/all_pokemon/NNNN, or keep fewer classes "
+            "with data.num_classes, or re-split with data.split.source_splits=false.")
     return result
 
 
