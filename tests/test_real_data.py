@@ -60,7 +60,7 @@ def run_preprocess(raw: Path, tmp_path: Path, **limits) -> tuple[dict, dict, int
     n_ok, n_bad = preprocess(raw, out, manifest, rejects, size=32, quality=90, workers=2, **limits)
     kept = {r["source"]: r for r in read_rows(manifest)}
     reasons = {r["source"]: r["reason"] for r in read_rows(rejects)}
-    assert n_ok + n_bad == sum(1 for p in raw.rglob("*") if p.is_file())  # nothing lost
+    assert n_ok + n_bad == sum(1 for p in raw.rglob("*") if not p.is_dir())  # nothing lost
     assert len(kept) == n_ok and len(reasons) == n_bad and not set(kept) & set(reasons)
     return kept, reasons, n_ok, n_bad
 
@@ -93,6 +93,8 @@ def test_preprocess_handles_every_kind_of_bad_and_odd_file(tmp_path):
     (c1 / "truncated.jpg").write_bytes(good[: len(good) // 2])
     (c1 / "bomb.png").write_bytes(png_header_only(100_000, 100_000))
     picture(5, (10, 8)).save(c1 / "tiny.png")
+    (c1 / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    os.mkfifo(c1 / "pipe.jpg")
     # odd but usable: each must come out as a 32x32 RGB JPEG
     (c2 / "cmyk.jpg").write_bytes(jpeg_bytes((10, 200, 90), mode="CMYK"))
     Image.new("RGBA", (40, 40), (255, 0, 0, 0)).save(c2 / "alpha.png")
@@ -116,6 +118,7 @@ def test_preprocess_handles_every_kind_of_bad_and_odd_file(tmp_path):
     assert reasons["0001/truncated.jpg"].startswith("truncated or corrupt image")
     assert reasons["0001/bomb.png"].startswith("decompression bomb refused: 100000x100000")
     assert reasons["0001/tiny.png"] == "too small: 10x8, under data.min_image_size=16"
+    assert reasons["0001/dangling.jpg"] == reasons["0001/pipe.jpg"] == "not a regular file (a broken link, FIFO or socket)"
     assert reasons["0002/z_dup.jpg"] == "exact duplicate of 0002/webp.webp"
     usable = {"cmyk.jpg", "alpha.png", "grey_alpha.png", "palette.png", "sixteen_bit.png", "animated.gif",
               "exif_rotated.jpg", "webp.webp", "bitmap.bmp"}
@@ -150,6 +153,7 @@ def test_folder_source_copies_a_mixed_tree_with_names_and_a_class_subset(tmp_pat
         for k, (suffix, fmt) in enumerate(formats.items()):
             picture(dex * 10 + k).save(root / f"{dex:04d}" / f"p{k}.{suffix}", format=fmt)
     (root / "0001" / "readme.txt").write_text("notes")
+    (root / "0002" / "dangling.png").symlink_to(tmp_path / "gone.png")
     (root / "classes.csv").write_text("id,name\n1,Bulby\n2,Ivy\n3,Venus\n")
     cfg = make_cfg("data=folder", f"data.folder.root={root}", "data.num_classes=3")
     raw, classes = tmp_path / "raw", tmp_path / "classes.csv"
@@ -157,6 +161,8 @@ def test_folder_source_copies_a_mixed_tree_with_names_and_a_class_subset(tmp_pat
 
     assert sorted(p.name for p in raw.iterdir()) == ["0001", "0002", "0003"]  # 0004 is above num_classes
     assert read_class_table(classes) == {1: "Bulby", 2: "Ivy", 3: "Venus"}
+    assert read_rows(tmp_path / "ingest_rejects.csv") == [
+        {"source": "0002/dangling.png", "reason": "not a regular file (a broken link, FIFO or socket)"}]
     kept, reasons, _, _ = run_preprocess(raw, tmp_path)
     assert set(reasons) == {"0001/readme.txt"} and reasons["0001/readme.txt"].startswith("not an image")
     assert len(kept) == 3 * len(formats)

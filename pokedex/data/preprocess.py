@@ -96,6 +96,8 @@ def process_file(source: Path, raw_root: Path, out_root: Path, size: int, qualit
     class_dir = source.parent.name
     if source.parent.parent != raw_root or not CLASS_DIR.match(class_dir) or not 1 <= int(class_dir) <= 1025:
         return Rejected(rel, "not inside a class folder named by a 4-digit Pokédex id (0001-1025)")
+    if not source.is_file():  # checked before any open(): reading a FIFO would block
+        return Rejected(rel, "not a regular file (a broken link, FIFO or socket)")
     Image.MAX_IMAGE_PIXELS = None  # decode() checks data.max_pixels from the header, before any decoding
     rgb = decode(source, size, min_size, max_pixels)
     if isinstance(rgb, str):
@@ -130,7 +132,7 @@ def preprocess(raw_root: Path, out_root: Path, manifest: Path, rejects: Path, si
     """Returns (processed, rejected) counts; they add up to the number of files under raw_root."""
     if out_root.exists():
         shutil.rmtree(out_root)
-    sources = sorted(p for p in raw_root.rglob("*") if p.is_file())
+    sources = sorted(p for p in raw_root.rglob("*") if not p.is_dir())  # broken links too: each gets a verdict
     for class_dir in {p.parent for p in sources}:
         (out_root / class_dir.relative_to(raw_root)).mkdir(parents=True, exist_ok=True)
     work = functools.partial(process_file, raw_root=raw_root, out_root=out_root, size=size, quality=quality,

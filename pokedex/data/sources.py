@@ -50,10 +50,13 @@ def ingest_folder(cfg: DictConfig, raw_dir: Path, num_classes: int) -> IngestRes
                            "(root/0001/*.jpg).")
     names_file = Path(cfg.names) if cfg.get("names") else root / "classes.csv"
     result = IngestResult(names=read_names_file(names_file) if names_file.is_file() or cfg.get("names") else {})
-    for source in sorted(p for p in root.rglob("*") if p.is_file() and p != names_file):
+    for source in sorted(p for p in root.rglob("*") if not p.is_dir() and p != names_file):
         rel = source.relative_to(root)
         if len(rel.parts) == 2 and CLASS_DIR.match(rel.parts[0]) and int(rel.parts[0]) > num_classes:
             result.skipped += 1
+            continue
+        if not source.is_file():  # never open() a FIFO: it would block
+            result.rejects.append((rel.as_posix(), "not a regular file (a broken link, FIFO or socket)"))
             continue
         target = raw_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
