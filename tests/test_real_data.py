@@ -282,6 +282,24 @@ def test_hf_errors_are_one_sentence(tmp_path, hf_home):
     with pytest.raises(PokedexError, match="no column 'img'.*data.hf.image_column"):
         ingest(make_cfg("data=hf", f"data.hf.path={path}", "data.hf.image_column=img").data, tmp_path / "raw",
                tmp_path / "classes.csv")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "train-00000-of-00001.parquet").write_bytes(b"PAR1 truncated download")
+    with pytest.raises(PokedexError, match=f"data.hf.path={broken}"):
+        ingest(make_cfg("data=hf", f"data.hf.path={broken}").data, tmp_path / "raw", tmp_path / "classes.csv")
     with pytest.raises(PokedexError, match="data.hf.splits lists validation"):
         ingest(make_cfg("data=hf", f"data.hf.path={path}", "data.hf.splits=[validation]").data, tmp_path / "raw",
                tmp_path / "classes.csv")
+
+
+def test_a_non_image_is_named_so_even_after_ultralytics_patched_pillow(tmp_path):
+    """Importing Ultralytics replaces PIL.Image.open with a version that retries unknown files with the
+    (absent) pi-heif plugin and raises ImportError; preprocess must still say 'not an image'."""
+    from pokedex.data.preprocess import decode
+    from pokedex.ultra import ultralytics_offline
+
+    ultralytics_offline()
+    import ultralytics.utils.patches  # noqa: F401 - the patch itself
+
+    (tmp_path / "notes.jpg").write_text("plain text")
+    assert decode(tmp_path / "notes.jpg", 32, 1, 10**8) == "not an image (no known image format)"

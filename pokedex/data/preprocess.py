@@ -84,7 +84,9 @@ def decode(source: Path, size: int, min_size: int, max_pixels: int) -> Image.Ima
             return to_rgb(img)
     except PermissionError:
         return "cannot be read: permission denied"
-    except UnidentifiedImageError:
+    except (UnidentifiedImageError, ImportError):
+        # ImportError: once Ultralytics is imported, its patched Image.open retries unknown files with the
+        # pi-heif plugin (HEIC), which is not installed; the file is still no image Pillow can read
         return "not an image (no known image format)"
     except Exception as exc:  # truncated/corrupt data raises many types; every one is a reject, not a crash
         return f"truncated or corrupt image: {type(exc).__name__}: {exc}"

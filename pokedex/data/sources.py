@@ -178,19 +178,31 @@ def ingest_hf(cfg: DictConfig, raw_dir: Path, num_classes: int) -> IngestResult:
         label_feature = features.get(cfg.label_column)
         class_names = label_feature.names if isinstance(label_feature, datasets.ClassLabel) else None
         split_name = SPLIT_NAMES.get(split, split)
-        for row_index, row in enumerate(ds):
-            source = f"{split}[{row_index}]"
-            dex = label_to_dex(row.get(cfg.label_column), int(cfg.label_base), class_names)
-            if dex is not None and num_classes < dex <= ALL_POKEMON:
-                result.skipped += 1
-                continue
-            data, suffix = image_bytes(row.get(cfg.image_column))
-            if data is None:
-                result.rejects.append((source, f"no image bytes in column {cfg.image_column!r}"))
-                continue
-            folder = f"{dex:04d}" if dex is not None and 1 <= dex <= ALL_POKEMON else UNLABELLED
-            target = raw_dir / folder / f"{split_name}-{row_index:06d}{suffix}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            result.written += 1
+        try:
+            _write_rows(ds, split, split_name, cfg, class_names, raw_dir, num_classes, result)
+        except (PokedexError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken shard or file: one sentence, not a traceback
+            raise PokedexError(f"reading split {split!r} of data.hf.path={cfg.path} failed ({type(exc).__name__}: "
+                               f"{exc}); its files may be incomplete or corrupt: download them again.") from exc
     return result
+
+
+def _write_rows(ds, split: str, split_name: str, cfg: DictConfig, class_names: list[str] | None, raw_dir: Path,
+                num_classes: int, result: IngestResult) -> None:
+    """Each row's image bytes to raw_dir/NNNN/<split>-<row>.<ext>; rows above num_classes are counted."""
+    for row_index, row in enumerate(ds):
+        source = f"{split}[{row_index}]"
+        dex = label_to_dex(row.get(cfg.label_column), int(cfg.label_base), class_names)
+        if dex is not None and num_classes < dex <= ALL_POKEMON:
+            result.skipped += 1
+            continue
+        data, suffix = image_bytes(row.get(cfg.image_column))
+        if data is None:
+            result.rejects.append((source, f"no image bytes in column {cfg.image_column!r}"))
+            continue
+        folder = f"{dex:04d}" if dex is not None and 1 <= dex <= ALL_POKEMON else UNLABELLED
+        target = raw_dir / folder / f"{split_name}-{row_index:06d}{suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        result.written += 1
