@@ -25,7 +25,7 @@ CONFUSION = "reports/eval/confusion_matrix.png"
 # (column in `dvc exp show`, heading, scale): the metrics that matter for this project
 KEY_METRICS = [
     ("top1", "test top-1", 1), ("top5", "test top-5", 1), ("latency_ms", "CPU ms/image", 1),
-    ("kmodel_bytes", "kmodel MB", 1e-6), ("memory_bytes.total", "K210 RAM MB", 1e-6), ("fits_k210", "fits K210", 1),
+    ("kmodel_bytes", "kmodel MB", 1e-6), ("ram_bytes", "K210 RAM MB", 1e-6), ("fits_k210", "fits K210", 1),
     ("kmodel_top1", "kmodel top-1", 1),
 ]
 CURVES = [("metrics/accuracy_top1", "validation top-1"), ("val/loss", "validation loss"), ("train/loss", "train loss")]
@@ -131,8 +131,8 @@ def curves_png(experiments: list[Experiment]) -> str:
 def _cell(value, scale: float = 1) -> str:
     if value is None:
         return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
+    if isinstance(value, bool) or value in ("True", "False"):  # dvc.api.exp_show gives booleans as text
+        return "yes" if value in (True, "True") else "no"
     if isinstance(value, (int, float)):
         return f"{value * scale:.4g}"
     return html.escape(str(value))

@@ -7,11 +7,11 @@ from pokedex.deploy.kmodel import compile_and_measure
 from pokedex.stage import stage
 
 
-@stage("k210_bundle", "kmodel_report")
+@stage("k210_bundle", "kmodel_report", "kmodel_metrics")
 def main(cfg):
     p = cfg.paths
     report = compile_and_measure(Path(p.onnx), Path(p.yolo_dataset), cfg.data.image_size, cfg.model.task, cfg.kmodel,
-                                 Path(p.k210_bundle), Path(p.kmodel_report))
+                                 Path(p.k210_bundle), Path(p.kmodel_report), Path(p.kmodel_metrics))
     tracking.record("compile-kmodel", cfg, Path(p.weights), report, [Path(p.kmodel_report)])
 
 

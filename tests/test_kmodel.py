@@ -133,6 +133,9 @@ def test_compile_kmodel_stage_bundle_report_and_budget_gate(tmp_path, tiny_datas
     assert report["fits_k210"] and report["kmodel_bytes"] == (bundle / "model.kmodel").stat().st_size
     assert report["eval_images"] == 6 and report["agreement"] is not None, report.get("simulator_error")
     assert 0 <= report["kmodel_top1"] <= 1 and 0 <= report["agreement"] <= 1
+    metrics = json.loads((tmp_path / "kmodel_metrics.json").read_text())  # what DVC compares experiments on
+    assert metrics == {"kmodel_bytes": report["kmodel_bytes"], "ram_bytes": report["memory_bytes"]["total"],
+                       "fits_k210": True, "kmodel_top1": report["kmodel_top1"], "agreement": report["agreement"]}
 
     strict = make_cfg("kmodel.strict=true", "kmodel.ram_limit_mb=0.01").kmodel
     with pytest.raises(PokedexError, match=r"needs [\d.]+ MB of RAM .* over the K210 limits kmodel.ram_limit_mb=0.01"):

@@ -120,7 +120,8 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     assert "up to date" in _run(["dvc", "status"], repo)
 
     shown = _run(["dvc", "metrics", "show", "--json"], repo)
-    assert "top1" in shown and "max_abs_diff" in shown
+    assert "top1" in shown and "kmodel_bytes" in shown and "ram_bytes" in shown
+    assert "max_abs_diff" not in shown and "memory_bytes" not in shown  # details stay out of comparisons
     assert "Training curves" in _run(["dvc", "plots", "show", "--json"], repo)
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -161,7 +162,7 @@ def test_queued_grid_sweep_runs_and_is_compared_in_exp_show_mlflow_and_the_repor
     assert len(swept) == 2
     for data in swept.values():
         assert "top1" in data["metrics"]["reports/eval/metrics.json"]["data"]
-        assert data["metrics"]["reports/kmodel.json"]["data"]["fits_k210"] is True
+        assert data["metrics"]["reports/kmodel_metrics.json"]["data"]["fits_k210"] is True
 
     # The queued runs ran in temporary copies, yet logged into the repository's MLflow store, named after them.
     runs = _mlflow_runs(repo)

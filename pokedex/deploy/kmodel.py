@@ -84,9 +84,18 @@ def write_report(path: Path, report: dict) -> None:
     log.info("compile-kmodel: %s", report)
 
 
+def key_metrics(report: dict) -> dict:
+    """The few numbers experiments are compared on (DVC metrics); the full report stays beside them."""
+    return {"kmodel_bytes": report.get("kmodel_bytes"), "ram_bytes": report.get("memory_bytes", {}).get("total"),
+            "fits_k210": report["fits_k210"], "kmodel_top1": report.get("kmodel_top1"),
+            "agreement": report.get("agreement")}
+
+
 def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg: DictConfig, bundle: Path,
-                        report_path: Path) -> dict:
-    """Compile into bundle/model.kmodel, write the rest of the bundle and the report; returns the report."""
+                        report_path: Path, metrics_path: Path | None = None) -> dict:
+    """Compile into bundle/model.kmodel, write the rest of the bundle, the full report and its key metrics
+    (`metrics_path`, default beside the report); returns the report."""
+    metrics_path = metrics_path or report_path.with_name(report_path.stem + "_metrics.json")
     if not onnx.is_file():
         raise PokedexError(f"{onnx} is missing; run the export-onnx stage first (dvc repro export-onnx).")
     if bundle.exists():
@@ -100,7 +109,9 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
     try:
         memory = compile_kmodel(onnx, calibration, kmodel, method=str(cfg.calibration_method))
     except PokedexError as exc:  # an op nncase cannot compile: say so in the report, then fail the stage
-        write_report(report_path, {"fits_k210": False, "compile_error": str(exc)})
+        failed = {"fits_k210": False, "compile_error": str(exc)}
+        write_report(report_path, failed)
+        write_report(metrics_path, key_metrics(failed))
         raise
     compile_s = time.perf_counter() - start
     report: dict = {
@@ -116,6 +127,7 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
     classes = (dataset_dir / "classes.txt").read_text(encoding="utf-8").splitlines()
     write_bundle(bundle, classes, size, task)
     write_report(report_path, report)
+    write_report(metrics_path, key_metrics(report))
     if cfg.strict and not report["fits_k210"]:
         raise PokedexError(
             f"The kmodel needs {memory['total'] / MB:.2f} MB of RAM and {report['kmodel_bytes'] / MB:.2f} MB of flash, "
