@@ -77,7 +77,8 @@ def stage(*writes: str) -> Callable[[Callable[[DictConfig], object]], Callable[[
 
 
 def _entrypoint(func: Callable[[DictConfig], object], writes: tuple[str, ...]) -> Callable[[], None]:
-    root = Path(inspect.getfile(func)).resolve().parent.parent
+    entry_file = Path(inspect.getfile(func)).resolve()  # stages/<name>.py
+    root = entry_file.parent.parent
 
     def run(cfg: DictConfig) -> None:
         job = multirun_job()
@@ -94,7 +95,7 @@ def _entrypoint(func: Callable[[DictConfig], object], writes: tuple[str, ...]) -
     def main() -> None:
         if not (root / "params.yaml").is_file():
             sys.exit(f"error: {root / 'params.yaml'} is missing; run `make params` to compose it from conf/.")
-        sys.argv[1:] = hydra_argv(sys.argv[1:], root, name=Path(inspect.getfile(func)).stem)
+        sys.argv[1:] = hydra_argv(sys.argv[1:], root, name=entry_file.stem)
         hydra.main(config_path=str(root), config_name="params", version_base="1.3")(run)()
 
     return main

@@ -4,6 +4,7 @@ and the shipped table of all 1025 Pokémon (national dex id -> English name) for
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 from pokedex.errors import PokedexError
@@ -11,6 +12,7 @@ from pokedex.io import write_csv
 
 NATIONAL_DEX = Path(__file__).with_name("pokemon_names.csv")
 ALL_POKEMON = 1025
+CLASS_DIR = re.compile(r"^\d{4}$")  # a class folder is named by a 4-digit Pokédex id: 0001 .. 1025
 
 
 def write_class_table(path: Path, rows: list[tuple[int, str]]) -> None:

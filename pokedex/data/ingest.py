@@ -18,7 +18,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pokedex.data.classes import national_dex, write_class_table
+from pokedex.data.classes import ALL_POKEMON, national_dex, write_class_table
 from pokedex.data.sources import IngestResult, ingest_folder, ingest_hf
 from pokedex.data.synthetic import Species, make_species, render_jpeg
 from pokedex.errors import PokedexError
@@ -38,8 +38,8 @@ def _render_one(job: tuple[Species, int], seed: int, size: int, quality: int, ro
 def ingest_synthetic(cfg: DictConfig, raw_dir: Path, class_table: Path, workers: int | None) -> int:
     """Generate the synthetic Pokédex; returns the number of images written."""
     n_classes, per_class = int(cfg.num_classes), int(cfg.images_per_class)
-    if not 1 <= n_classes <= 1025:
-        raise PokedexError(f"data.synthetic.num_classes={n_classes} must be between 1 and 1025 (the national Pokédex).")
+    if not 1 <= n_classes <= ALL_POKEMON:
+        raise PokedexError(f"data.synthetic.num_classes={n_classes} must be between 1 and {ALL_POKEMON} (the national Pokédex).")
     if per_class < 1:
         raise PokedexError(f"data.synthetic.images_per_class={per_class} must be at least 1.")
     species = make_species(n_classes, int(cfg.seed))

@@ -15,7 +15,6 @@ import functools
 import hashlib
 import io
 import logging
-import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass
@@ -24,12 +23,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pokedex.data.classes import ALL_POKEMON, CLASS_DIR
 from pokedex.io import write_csv
 from pokedex.parallel import parallel_map
 
 log = logging.getLogger(__name__)
 
-CLASS_DIR = re.compile(r"^\d{4}$")
 MANIFEST_FIELDS = ["source", "processed", "dex_id", "sha256"]
 REJECT_FIELDS = ["source", "reason"]
 
@@ -96,7 +95,7 @@ def process_file(source: Path, raw_root: Path, out_root: Path, size: int, qualit
                  max_pixels: int = 100_000_000) -> Processed | Rejected:
     rel = source.relative_to(raw_root).as_posix()
     class_dir = source.parent.name
-    if source.parent.parent != raw_root or not CLASS_DIR.match(class_dir) or not 1 <= int(class_dir) <= 1025:
+    if source.parent.parent != raw_root or not CLASS_DIR.match(class_dir) or not 1 <= int(class_dir) <= ALL_POKEMON:
         return Rejected(rel, "not inside a class folder named by a 4-digit Pokédex id (0001-1025)")
     if not source.is_file():  # checked before any open(): reading a FIFO would block
         return Rejected(rel, "not a regular file (a broken link, FIFO or socket)")

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pokedex.data.classes import ALL_POKEMON, read_names_file
+from pokedex.data.classes import ALL_POKEMON, CLASS_DIR, read_names_file
 from pokedex.errors import PokedexError
 
 log = logging.getLogger(__name__)
 
-CLASS_DIR = re.compile(r"^\d{4}$")
 UNLABELLED = "unlabelled"  # rows whose label is no Pokédex id: preprocess rejects everything outside NNNN/
 SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
                "test": "test"}
