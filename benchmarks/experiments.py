@@ -5,7 +5,7 @@ through the default remote (push, then `dvc pull` + no-op `dvc repro` in a fresh
 
 Runs in a scratch git repository holding a copy of the project (nothing in this checkout changes), with
 params composed from `--config` (default `debug=quick`: the overheads, not the training, are measured).
-The two runs change `train.lr0` to two different values, so that DVC's run cache cannot serve either.
+The three runs change `train.lr0` to three different values, so that DVC's run cache serves none of them.
 With `--screenshot`, headless Chromium renders the report to a PNG (Debian package `chromium`).
 """
 
@@ -25,8 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from pokedex.config import compose_params  # noqa: E402
 from pokedex.deploy.k210 import nncase_python  # noqa: E402
-
-PROJECT_FILES = ["dvc.yaml", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore", "data/external"]
+from tests.project_copy import commit, copy_project  # noqa: E402 - the scratch repository the tests use too
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -40,27 +39,6 @@ def run(args: list[str], cwd: Path) -> float:
     if done.returncode:
         raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return time.perf_counter() - start
-
-
-def scratch_repo(base: Path, overrides: list[str]) -> Path:
-    repo = base / "repo"
-    repo.mkdir()
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        (shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-         if src.is_dir() else shutil.copy2(src, repo / name))
-    (repo / ".dvc").mkdir()
-    for name in ("config", ".gitignore"):
-        shutil.copy2(ROOT / ".dvc" / name, repo / ".dvc" / name)
-    compose_params(repo / "params.yaml", overrides, root=repo)
-    run(["git", "init", "-q"], repo)
-    commit(repo, "project")
-    return repo
-
-
-def commit(repo: Path, message: str) -> None:
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "--allow-empty", "-m", message], repo)
 
 
 def back_to_head(repo: Path) -> None:
@@ -77,7 +55,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="pokedex-bench-") as tmp:
         base = Path(tmp)
-        repo = scratch_repo(base, args.config)
+        repo = copy_project(base / "repo", args.config)
         full = run(["dvc", "repro"], repo)
         commit(repo, "baseline")
         print(f"config {' '.join(args.config)}: first full dvc repro {full:.1f} s")

@@ -17,9 +17,7 @@ from mlflow import MlflowClient
 from pokedex.config import compose_params
 from pokedex.deploy.k210 import nncase_python
 
-from .conftest import ROOT
-
-PROJECT_FILES = ["dvc.yaml", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore", "data/external"]
+from .project_copy import commit, copy_project, identify
 TINY = ["debug=quick"]
 STAGES = ["ingest", "preprocess", "yolo-format", "train", "evaluate", "export-onnx", "compile-kmodel"]
 
@@ -56,38 +54,15 @@ def _mlflow_runs(repo: Path) -> dict:
     return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
 
 
-def _identify(repo: Path) -> None:
-    """A git identity in the repository itself: HOME is empty, and DVC commits experiments."""
-    _run(["git", "config", "user.name", "t"], repo)
-    _run(["git", "config", "user.email", "t@t"], repo)
-
-
-def _commit(repo: Path, message: str) -> None:
-    _run(["git", "add", "-A"], repo)
-    _run(["git", "commit", "-q", "--allow-empty", "-m", message], repo)
-
-
 def _ran(output: str) -> list[str]:
     return [s for s in STAGES if f"Running stage '{s}'" in output]
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("project") / "repo"
-    repo.mkdir()
-    (repo.parent / "home").mkdir()
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        (shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-         if src.is_dir() else shutil.copy2(src, repo / name))
-    compose_params(repo / "params.yaml", TINY, root=repo)
-    _run(["git", "init", "-q"], repo)
-    _identify(repo)
-    (repo / ".dvc").mkdir()  # as a clone has it: the committed config (analytics off, Hydra on)
-    for name in ("config", ".gitignore"):
-        shutil.copy2(ROOT / ".dvc" / name, repo / ".dvc" / name)
-    _commit(repo, "tiny")
-    return repo
+    base = tmp_path_factory.mktemp("project")
+    (base / "home").mkdir()
+    return copy_project(base / "repo", TINY)
 
 
 @pytest.mark.slow
@@ -139,7 +114,7 @@ def test_dvc_exp_run_composes_conf_and_shows_experiments(repo):
     """`dvc exp run -S` composes conf/ with the overrides (DVC's Hydra integration) into params.yaml."""
     compose_params(repo / "params.yaml", TINY, root=repo)
     _run(["dvc", "repro"], repo)
-    _commit(repo, "baseline")
+    commit(repo, "baseline")
     overrides = [arg for o in TINY + ["evaluate.latency_images=5"] for arg in ("-S", o)]
     out = _run(["dvc", "exp", "run", "-n", "latency5", *overrides], repo)
     assert _ran(out) == ["evaluate"]
@@ -227,7 +202,7 @@ def test_push_then_a_fresh_clone_pulls_everything_and_reruns_nothing(repo):
     experiments travel with `dvc exp push/pull`, and `dvc get` fetches just the K210 bundle."""
     compose_params(repo / "params.yaml", TINY, root=repo)
     _run(["dvc", "repro"], repo)
-    _commit(repo, "results")
+    commit(repo, "results")
     _run(["dvc", "push"], repo)
     assert (repo.parent / "pokedex-dvc-storage" / "files" / "md5").is_dir()
     origin = repo.parent / "origin.git"
@@ -239,7 +214,7 @@ def test_push_then_a_fresh_clone_pulls_everything_and_reruns_nothing(repo):
 
     clone = repo.parent / "clone"
     _run(["git", "clone", "-q", str(origin), str(clone)], repo.parent)
-    _identify(clone)
+    identify(clone)
     assert not (clone / "deploy" / "k210").exists()
     _run(["dvc", "pull"], clone)
     for path in ("deploy/k210/model.kmodel", "models/model.onnx", "models/train/weights/best.pt",
