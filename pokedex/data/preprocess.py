@@ -66,6 +66,7 @@ def processed_name(source: Path) -> str:
 
 def decode(source: Path, size: int, min_size: int, max_pixels: int) -> Image.Image | str:
     """The image as RGB, or the reason it cannot be used."""
+    Image.MAX_IMAGE_PIXELS = None  # our own limit (max_pixels, read from the header below) is the one that speaks
     try:
         if source.stat().st_size == 0:
             return "empty file (0 bytes)"
@@ -99,7 +100,6 @@ def process_file(source: Path, raw_root: Path, out_root: Path, size: int, qualit
         return Rejected(rel, "not inside a class folder named by a 4-digit Pokédex id (0001-1025)")
     if not source.is_file():  # checked before any open(): reading a FIFO would block
         return Rejected(rel, "not a regular file (a broken link, FIFO or socket)")
-    Image.MAX_IMAGE_PIXELS = None  # decode() checks data.max_pixels from the header, before any decoding
     rgb = decode(source, size, min_size, max_pixels)
     if isinstance(rgb, str):
         return Rejected(rel, rgb)
