@@ -187,6 +187,17 @@ def test_folder_source_copies_a_mixed_tree_with_names_and_a_class_subset(tmp_pat
 
 # --- Hugging Face source ---------------------------------------------------------------------------------------
 
+def test_hf_cell_with_a_decompression_bomb_is_written_for_preprocess_to_refuse(tmp_path, monkeypatch):
+    """Sniffing the format must not trip over PIL's own bomb check: one such row would stop the whole ingest."""
+    from pokedex.data.preprocess import decode
+    from pokedex.data.sources import image_bytes
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 89_478_485)  # Pillow's default, whatever ran before
+    data, suffix = image_bytes(png_header_only(100_000, 100_000))
+    (tmp_path / f"bomb{suffix}").write_bytes(data)
+    assert decode(tmp_path / f"bomb{suffix}", 32, 1, 10**8).startswith("decompression bomb refused: 100000x100000")
+
+
 @pytest.fixture
 def hf_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # datasets' own cache: never the user's home

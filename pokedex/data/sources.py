@@ -140,8 +140,8 @@ def image_bytes(value) -> tuple[bytes | None, str]:
         try:
             with Image.open(io.BytesIO(data)) as img:
                 suffix = PIL_SUFFIX.get(img.format or "", ".bin")
-        except (UnidentifiedImageError, OSError):
-            suffix = ".bin"  # written anyway: preprocess tells what is wrong with it
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+            suffix = ".bin"  # written anyway: preprocess tells what is wrong with it (it reads the content)
     return data, suffix
 
 
