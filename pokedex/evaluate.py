@@ -1,4 +1,6 @@
-"""Evaluate: top-1, top-5, per-class accuracy, confusion matrix and latency on the test split.
+"""Evaluate: top-1, top-5, per-class accuracy, confusion matrix and latency on the test split, and the same
+on the scene test: the test images put onto backgrounds never used in training, through a camera-like
+perturbation (pokedex.data.scenes, fixed seed), so that the numbers say how the model does off white.
 
 Predictions come from Ultralytics' predictor (the same preprocessing as its validator). For a detector the
 predicted class is the class of its highest-confidence box (top-5: the first five distinct classes by
@@ -14,7 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from pokedex.data.scenes import SCENE_TEST, scene_image
+from pokedex.data.yolo_format import test_split_summary
 from pokedex.errors import PokedexError
 from pokedex.io import class_label, write_csv
 from pokedex.ultra import ultralytics_data, ultralytics_offline
@@ -96,6 +101,28 @@ def measure_latency(model, images: list[Path], imgsz: int, device, n: int) -> fl
     return (time.perf_counter() - start) / len(sample) * 1000.0
 
 
+def predict_ranked(model, images: list[Path], imgsz: int, eval_cfg) -> list[list[int]]:
+    return [
+        ranked_classes(r)
+        for r in model.predict([str(p) for p in images], imgsz=imgsz, batch=int(eval_cfg.batch),
+                               device=eval_cfg.device, stream=True, verbose=False)
+    ]
+
+
+def scene_test(model, images: list[Path], imgsz: int, eval_cfg) -> list[list[int]]:
+    """Ranked predictions on the scene test: image i in scene i of the held-out background family."""
+    scene = eval_cfg.scene
+    scale = (float(scene.scale[0]), float(scene.scale[1]))
+    with tempfile.TemporaryDirectory(prefix="pokedex-scenes-") as tmp:
+        scenes = []
+        for index, path in enumerate(images):
+            with Image.open(path) as img:
+                out = Path(tmp) / path.name
+                scene_image(img, SCENE_TEST, int(scene.seed), index, imgsz, scale, float(scene.camera)).save(out, quality=95)
+            scenes.append(out)
+        return predict_ranked(model, scenes, imgsz, eval_cfg)
+
+
 def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Path) -> dict:
     ultralytics_offline()
     from ultralytics import YOLO
@@ -106,19 +133,20 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
     names = (dataset_dir / "classes.txt").read_text(encoding="utf-8").splitlines()
     images, truth = test_images(dataset_dir)
     device = eval_cfg.device
-    ranked = [
-        ranked_classes(r)
-        for r in model.predict([str(p) for p in images], imgsz=imgsz, batch=int(eval_cfg.batch), device=device,
-                               stream=True, verbose=False)
-    ]
+    ranked = predict_ranked(model, images, imgsz, eval_cfg)
     acc = accuracy_metrics(truth, ranked, len(names))
+    scene_acc = accuracy_metrics(truth, scene_test(model, images, imgsz, eval_cfg), len(names))
     predicted = np.array([r[0] for r in ranked])
     metrics = {
         "top1": round(acc["top1"], 4),
         "top5": round(acc["top5"], 4),
         "per_class_top1_min": round(float(np.nanmin(acc["per_class"])), 4),
+        "scene_top1": round(scene_acc["top1"], 4),
+        "scene_top5": round(scene_acc["top5"], 4),
+        "scene_per_class_top1_min": round(float(np.nanmin(scene_acc["per_class"])), 4),
         "latency_ms": round(measure_latency(model, images, imgsz, device, int(eval_cfg.latency_images)), 2),
         "test_images": len(images),
+        **test_split_summary(dataset_dir),
         "classes": len(names),
     }
     if model.task == "detect":
@@ -133,8 +161,9 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
     labels = {c: class_label(c, n) for c, n in enumerate(names)} | {NO_DETECTION: NO_DETECTION_LABEL}
     write_csv(out_dir / "predictions.csv", ["image", "actual", "predicted"],
               [(p.name, labels[int(t)], labels[int(c)]) for p, t, c in zip(images, truth, predicted)])
-    write_csv(out_dir / "per_class.csv", ["class", "images", "top1"],
-              [(labels[c], int((truth == c).sum()), round(a, 4)) for c, a in enumerate(acc["per_class"])])
+    write_csv(out_dir / "per_class.csv", ["class", "images", "top1", "scene_top1"],
+              [(labels[c], int((truth == c).sum()), round(a, 4), round(b, 4))
+               for c, (a, b) in enumerate(zip(acc["per_class"], scene_acc["per_class"]))])
     plot_confusion(confusion_matrix(truth, predicted, len(names)), [labels[c] for c in range(len(names))],
                    out_dir / "confusion_matrix.png")
     log.info("evaluate: %s", metrics)

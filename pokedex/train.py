@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from pokedex import tracking
+from pokedex.augment import scene_trainer
 from pokedex.errors import PokedexError
 from pokedex.ultra import ultralytics_data, ultralytics_offline
 
@@ -109,9 +110,12 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
     if run_dir.exists():  # a clean run directory: Ultralytics would otherwise resume plots and csv rows
         shutil.rmtree(run_dir)
     run_dir = run_dir.resolve()
+    # scenes (pokedex.augment) are a classifier's augmentation; a detector trains on the dataset as it is
+    trainer = scene_trainer(cfg.augment) if cfg.model.task == "classify" else None
     with tracking.training_run(cfg) as run, ultralytics_data(dataset_dir, cfg.model.task) as data:
         model.add_callback("on_fit_epoch_end", EpochLogger(run))
         model.train(
+            trainer=trainer,
             data=str(data),
             imgsz=int(cfg.data.image_size),
             project=str(run_dir.parent),

@@ -2,7 +2,8 @@
 
 - `synthetic`: the embedded synthetic Pokédex (default, generated here, no download);
 - `folder`: a tree `data.folder.root/NNNN/*` (jpg, jpeg, png, webp, bmp, gif, ...), copied as it is;
-- `hf`: a Hugging Face dataset, from the hub or a local copy (see pokedex.data.sources).
+- `hf`: a Hugging Face dataset, from the hub or a local copy (see pokedex.data.sources);
+- `pokeapi`: PokeAPI's sprites, from a clone or the pinned npm package (see pokedex.data.pokeapi).
 
 Real sources take their class names from the source when it has them, else from the shipped table of all
 1025 Pokémon; `data.num_classes` keeps classes 0001..N only. Files that cannot even be read are listed in the
@@ -19,6 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from pokedex.data.classes import ALL_POKEMON, national_dex, write_class_table
+from pokedex.data.pokeapi import ingest_pokeapi
 from pokedex.data.sources import IngestResult, ingest_folder, ingest_hf
 from pokedex.data.synthetic import Species, make_species, render_jpeg
 from pokedex.errors import PokedexError
@@ -27,7 +29,7 @@ from pokedex.parallel import parallel_map
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("synthetic", "folder", "hf")
+SOURCES = ("synthetic", "folder", "hf", "pokeapi")
 
 
 def _render_one(job: tuple[Species, int], seed: int, size: int, quality: int, root: Path) -> None:
@@ -67,11 +69,15 @@ def ingest(data: DictConfig, raw_dir: Path, class_table: Path, rejects: Path | N
     raw_dir.mkdir(parents=True)
     num_classes = int(data.num_classes)
     names = national_dex(num_classes)
-    result: IngestResult = (ingest_folder(data.folder, raw_dir, num_classes) if data.source == "folder"
-                            else ingest_hf(data.hf, raw_dir, num_classes))
+    if data.source == "folder":
+        result: IngestResult = ingest_folder(data.folder, raw_dir, num_classes)
+    elif data.source == "hf":
+        result = ingest_hf(data.hf, raw_dir, num_classes)
+    else:
+        result = ingest_pokeapi(data.pokeapi, raw_dir, num_classes, data.workers)
     names.update({i: n for i, n in result.names.items() if i in names})
     write_class_table(class_table, sorted(names.items()))
     write_csv(rejects, ["source", "reason"], result.rejects)
-    log.info("ingest (%s): %d files written to %s, %d unreadable (see %s), %d skipped: classes above "
+    log.info("ingest (%s): %d files written to %s, %d rejected (see %s), %d skipped: classes above "
              "data.num_classes=%d", data.source, result.written, raw_dir, len(result.rejects), rejects,
              result.skipped, num_classes)

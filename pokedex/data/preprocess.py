@@ -152,7 +152,8 @@ def preprocess(raw_root: Path, out_root: Path, manifest: Path, rejects: Path, si
     write_csv(manifest, MANIFEST_FIELDS, [[getattr(r, k) for k in MANIFEST_FIELDS] for r in sorted(kept, key=lambda r: r.processed)])
     write_csv(rejects, REJECT_FIELDS, [[r.source, r.reason] for r in sorted(rejected, key=lambda r: r.source)])
     log.info("preprocess: %d files in, %d processed, %d rejected (see %s)", len(sources), len(kept), len(rejected), rejects)
-    for reason, count in Counter(r.reason.split(":")[0] for r in rejected).most_common():
+    # tallied by kind (the part before ':' or ' of '): one line per kind, the detail is in rejects.csv
+    for reason, count in Counter(r.reason.split(":")[0].split(" of ")[0] for r in rejected).most_common():
         log.info("  rejected %6d  %s", count, reason)
     assert len(kept) + len(rejected) == len(sources)
     return len(kept), len(rejected)

@@ -10,6 +10,7 @@ temporary folder (pokedex.ultra.ultralytics_data), so nothing Ultralytics writes
 
 from __future__ import annotations
 
+import csv
 import logging
 import shutil
 from collections import defaultdict
@@ -52,15 +53,53 @@ def source_split(rec: Processed) -> str | None:
     return prefix if prefix in SPLITS else None
 
 
+GROUPINGS = ("animation", "image")
+GROUP_SEPARATOR = "~"  # `<animation>~<frame>.png`, as data=pokeapi writes frames
+
+
+def group_of(source: str, group_by: str = "animation") -> str:
+    """The split group of a raw image: its animation (the name before `~`), or the image itself."""
+    name = Path(source).name
+    if group_by == "animation" and GROUP_SEPARATOR in name:
+        return f"{Path(source).parent}/{name.split(GROUP_SEPARATOR, 1)[0]}"
+    return source
+
+
+def split_groups(groups: list[list[Processed]], fractions: dict[str, float], rng: np.random.Generator) -> dict[str, list[Processed]]:
+    """Spread one class's groups over the splits (seeded shuffle, at least one group per split).
+
+    Policy for a class with only two groups: one trains, the other is divided frame by frame between
+    validation and test (those two may then hold near-copies of each other, never of training). A class with
+    one group cannot be tested on unseen material and is left to the caller's shortfall check.
+    """
+    order = rng.permutation(len(groups))
+    if len(groups) == 2:
+        held_out = groups[order[1]]
+        half = max(1, len(held_out) // 2) if len(held_out) > 1 else 0
+        return {"train": groups[order[0]], "validation": held_out[:half], "test": held_out[half:]}
+    if len(groups) < MIN_IMAGES:
+        return {}
+    counts, start, parts = split_counts(len(groups), fractions), 0, {}
+    for name in SPLITS:
+        parts[name] = [rec for i in sorted(order[start:start + counts[name]]) for rec in groups[i]]
+        start += counts[name]
+    return parts
+
+
 def assign_splits(records: list[Processed], split: DictConfig) -> dict[int, dict[str, list[Processed]]]:
     """Split each class independently with its own seeded shuffle (adding a class does not move others),
     or keep the source's own splits (`data.split.source_splits`).
 
-    Policy for small classes: every class needs at least one image in each split (Ultralytics' classifier
-    needs every class in every split); a class short of that stops the stage with the list of such classes.
+    With `data.split.group_by=animation` the shuffle and the 70/15/15 are over each class's groups (all frames
+    of one animation), so no animation straddles two splits; with single-image groups this is the plain
+    per-image split. Every class needs at least one image in each split (Ultralytics' classifier needs every
+    class in every split); a class short of that stops the stage with the list of such classes.
     """
     keep = bool(split.get("source_splits", False))
     fractions = None if keep else check_fractions(split)
+    group_by = str(split.get("group_by", "image"))
+    if group_by not in GROUPINGS:
+        raise PokedexError(f"data.split.group_by={group_by!r} is not one of {', '.join(GROUPINGS)}.")
     by_class: dict[int, list[Processed]] = defaultdict(list)
     for rec in records:
         by_class[rec.dex_id].append(rec)
@@ -76,24 +115,35 @@ def assign_splits(records: list[Processed], split: DictConfig) -> dict[int, dict
                                        "(train-/validation-/test-, as data=hf writes them); set "
                                        "data.split.source_splits=false to split per class.")
                 parts[name].append(rec)
-        elif len(items) >= MIN_IMAGES:
-            order = np.random.default_rng([int(split.seed), dex_id]).permutation(len(items))
-            counts, start, parts = split_counts(len(items), fractions), 0, {}
-            for name in SPLITS:
-                parts[name] = [items[i] for i in sorted(order[start:start + counts[name]])]
-                start += counts[name]
         else:
-            parts = {}
+            groups: dict[str, list[Processed]] = {}
+            for rec in items:  # groups in the order of their first image: singletons keep the per-image order
+                groups.setdefault(group_of(rec.source, group_by), []).append(rec)
+            rng = np.random.default_rng([int(split.seed), dex_id])
+            parts = split_groups(list(groups.values()), fractions, rng)
         if any(not parts.get(name) for name in SPLITS):
             short.append(f"{dex_id:04d} ({len(items)})")
         result[dex_id] = parts
     if short:
         shown = ", ".join(short[:10]) + (f" and {len(short) - 10} more" if len(short) > 10 else "")
         raise PokedexError(
-            f"Every class needs at least one usable image in each of train/validation/test, but these classes "
-            f"(usable images) fall short: {shown}; add images to data/raw/all_pokemon/NNNN, or keep fewer classes "
-            "with data.num_classes, or re-split with data.split.source_splits=false.")
+            f"Every class needs at least one usable image in each of train/validation/test (with "
+            f"data.split.group_by=animation: at least two animations), but these classes (usable images) fall "
+            f"short: {shown}; add images to data/raw/all_pokemon/NNNN, or keep fewer classes with "
+            "data.num_classes, or re-split with data.split.source_splits=false.")
     return result
+
+
+def test_split_summary(dataset_dir: Path) -> dict[str, int]:
+    """What the test split holds: its groups (animations, or single images) and how many of them also have
+    images in training (0 unless a source's own splits were kept)."""
+    with (dataset_dir / "splits.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    groups = {s: {group_of(r["source"]) for r in rows if r["split"] == s} for s in SPLITS}
+    summary = {"test_groups": len(groups["test"]), "test_groups_seen_in_training": len(groups["test"] & groups["train"])}
+    log.info("the test split holds %d groups of images (all frames of an animation form one group; an image "
+             "without '~' in its name, one of its own); %d of them have images in training", *summary.values())
+    return summary
 
 
 def check_contiguous(dex_ids: list[int]) -> None:

