@@ -14,7 +14,7 @@ PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 # `dvc exp show` with only what matters: params that differ between experiments, the key metrics always, no
 # dependency hashes (DVC's own --only-changed/--keep/--drop; the regexes match from the start of a name).
 EXP_SHOW_FLAGS ?= --only-changed --drop 'Created|Executor|[^:]*/[^:]*$$' \
-	--keep '(.*:)?(top1|top5|latency_ms|kmodel_bytes|ram_bytes|fits_k210|kmodel_top1)$$'
+	--keep '(.*:)?(top1|top5|scene_top1|latency_ms|kmodel_bytes|ram_bytes|fits_k210|kmodel_top1)$$'
 
 .PHONY: setup run test test-fast params exps report mlflow-ui clean
 

@@ -31,7 +31,7 @@ def main() -> None:
     for (name, t0), (_, t1) in zip(marks, marks[1:] + [("", end)]):
         print(f"{name:<12} {t1 - t0:7.1f} s")
     print(f"{'total':<12} {end - start:7.1f} s")
-    for report in ("reports/eval/metrics.json", "reports/onnx_parity.json"):
+    for report in ("reports/eval/metrics.json", "reports/onnx_parity.json", "reports/kmodel_metrics.json"):
         print(report, json.loads(Path(report).read_text()))
 
 

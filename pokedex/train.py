@@ -11,11 +11,13 @@ import logging
 import shutil
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from pokedex import tracking
 from pokedex.augment import scene_trainer
 from pokedex.errors import PokedexError
+from pokedex.parallel import worker_count
 from pokedex.ultra import ultralytics_data, ultralytics_offline
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,16 @@ class EpochLogger:
         self.training_over = bool(trainer.stop)
 
 
+def use_every_core(trainer) -> None:
+    """Ultralytics callback (on_train_start): on a CPU, train on every core.
+
+    Ultralytics leaves one core for dataloader workers (torch threads = cores - 1), then turns those workers
+    off on a CPU, so a 2-core machine trained on one core while the other idled.
+    """
+    if trainer.device.type == "cpu":
+        torch.set_num_threads(worker_count(None))
+
+
 def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
     """Train and return the path of the best weights (run_dir/weights/best.pt), tracked in MLflow."""
     check_image_size(int(cfg.data.image_size))
@@ -114,6 +126,7 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
     trainer = scene_trainer(cfg.augment) if cfg.model.task == "classify" else None
     with tracking.training_run(cfg) as run, ultralytics_data(dataset_dir, cfg.model.task) as data:
         model.add_callback("on_fit_epoch_end", EpochLogger(run))
+        model.add_callback("on_train_start", use_every_core)
         model.train(
             trainer=trainer,
             data=str(data),

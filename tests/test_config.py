@@ -36,8 +36,11 @@ def test_group_switches_compose():
     assert baseline.train.cos_lr is True and baseline.train.mosaic == 0.0 and baseline.train.fliplr == 0.5
 
 
-def test_default_data_has_at_least_50_classes_and_1025_config_exists():
-    assert make_cfg().data.synthetic.num_classes >= 50
+def test_default_data_is_real_pokemon_and_the_synthetic_configs_stay():
+    default = make_cfg().data
+    assert default.source == "pokeapi" and default.num_classes >= 649 and default.split.group_by == "animation"
+    assert len(default.pokeapi.folders) == 8 and all("animated" in f for f in default.pokeapi.folders)
+    assert make_cfg("data=synthetic").data.synthetic.num_classes >= 50
     assert make_cfg("data=synthetic_1025").data.synthetic.num_classes == 1025
 
 

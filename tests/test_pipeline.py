@@ -259,3 +259,30 @@ def test_folder_source_through_dvc_reruns_from_ingest_when_photos_are_added(repo
     Image.new("RGB", (40, 40), (10, 200, 10)).save(photos / "0003" / "new.png")
     assert _ran(_run(["dvc", "repro", "yolo-format"], repo)) == ["ingest", "preprocess", "yolo-format"]
     compose_params(repo / "params.yaml", TINY, root=repo)
+
+
+@pytest.mark.slow
+def test_pokeapi_package_through_dvc_then_a_noop_repro_needs_neither_npm_nor_the_package(repo, tmp_path):
+    """data=pokeapi with no root: the package (here one made with `npm pack <folder>`, offline) is fetched into
+    the cache beside DVC's root; once built, `dvc repro` reruns nothing, even with the package and cache gone."""
+    from .sprites import npm_pack, sprite_tree
+
+    folder = sprite_tree(tmp_path / "pkg", species=(1, 2, 3))
+    _, integrity = npm_pack(folder, tmp_path / "packed")
+    compose_params(repo / "params.yaml", ["data=pokeapi", f"data.pokeapi.package='{folder}'",
+                                          f"data.pokeapi.integrity='{integrity}'", "data.pokeapi.frames_per_animation=3",
+                                          "data.image_size=32", "train.epochs=1", "train.batch=8",
+                                          "evaluate.latency_images=2"], root=repo)
+    out = _run(["dvc", "repro", "evaluate"], repo)
+    assert _ran(out) == ["ingest", "preprocess", "yolo-format", "train", "evaluate"]
+    assert list((repo / ".cache" / "pokedex").glob("npm-*.tgz"))
+    assert sorted(p.name for p in (repo / "data" / "raw" / "all_pokemon").iterdir()) == ["0001", "0002", "0003"]
+    assert "substitute.gif,not named by a species number" in (repo / "data" / "raw" / "ingest_rejects.csv").read_text()
+    metrics = json.loads((repo / "reports" / "eval" / "metrics.json").read_text())
+    assert {"scene_top1", "scene_top5", "scene_per_class_top1_min"} <= set(metrics)
+    assert metrics["test_groups"] >= 3 and metrics["test_groups_seen_in_training"] == 0
+
+    shutil.rmtree(folder)
+    shutil.rmtree(repo / ".cache")
+    assert _ran(_run(["dvc", "repro", "evaluate"], repo)) == []
+    compose_params(repo / "params.yaml", TINY, root=repo)

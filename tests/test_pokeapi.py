@@ -28,44 +28,7 @@ from pokedex.data.yolo_format import test_split_summary as summarize_test_split 
 from pokedex.errors import PokedexError
 
 from .conftest import make_cfg
-
-GEN5 = "versions/generation-v/black-white/animated"
-VIEWS = [GEN5, f"{GEN5}/back", f"{GEN5}/shiny", f"{GEN5}/back/shiny"]
-ARTWORK = ["other/official-artwork", "other/home"]
-
-
-def sprite_frame(dex: int, view: int, t: int, size: int = 40) -> Image.Image:
-    """A creature with a dark outline on a transparent field; colour by species and view, pose by t."""
-    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    d = ImageDraw.Draw(img)
-    colour = ((dex * 70) % 256, (view * 60 + 40) % 256, (dex * 30 + view * 90) % 256, 255)
-    x = 6 + t * 3
-    d.ellipse([x, 8, x + 20, 8 + 14 + dex + 2 * t], fill=colour, outline=(10, 10, 10, 255), width=2)  # t: moves, stretches
-    d.rectangle([x + 5, 12, x + 9, 16], fill=(250, 250, 250, 255))  # white inside the outline stays
-    return img
-
-
-def write_gif(path: Path, frames: list[Image.Image]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=80, loop=0, disposal=2)
-
-
-def sprite_tree(root: Path, species=(1, 2, 3), layout: str = "sprites/pokemon") -> Path:
-    """root/<layout>/<four Gen V views>: an animation of 5 poses, two of them shown again later, per species
-    and view; plus what the real package holds besides species: forms, alternate-form ids, substitute.gif."""
-    base = root / layout
-    for v, view in enumerate(VIEWS):
-        for dex in species:
-            write_gif(base / view / f"{dex}.gif", [sprite_frame(dex, v, t) for t in (0, 1, 0, 2, 3, 2, 4)])
-        write_gif(base / view / "10001.gif", [sprite_frame(9, v, t) for t in range(3)])
-        write_gif(base / view / "substitute.gif", [sprite_frame(8, v, 0)])
-    write_gif(base / GEN5 / "2-alola.gif", [sprite_frame(2, 7, t) for t in range(4)])  # a form of species 2
-    write_gif(base / f"{GEN5}/female" / "1.gif", [sprite_frame(1, 9, t) for t in range(4)])
-    (base / GEN5 / "4.txt").write_text("not a sprite")
-    (base / GEN5 / "3-broken.gif").write_bytes(b"GIF89a\x10\x00\x10\x00 truncated")
-    write_gif(base / f"{GEN5}/back" / "3-ghost.gif", [Image.new("RGBA", (30, 30), (0, 0, 0, 0))] * 2)
-    return root
-
+from .sprites import ARTWORK, GEN5, VIEWS, npm_pack, sprite_frame, sprite_tree
 
 def read_rows(path: Path) -> list[dict]:
     with path.open(newline="", encoding="utf-8") as f:
@@ -182,15 +145,9 @@ def test_small_class_policy_two_animations_train_on_one_one_animation_is_refused
 def local_package(tmp_path) -> tuple[Path, str]:
     """A folder that `npm pack` turns into a package with the sprite layout, and its npm integrity string."""
     folder = sprite_tree(tmp_path / "pkg", species=(1, 2, 3))
-    (folder / "package.json").write_text(json.dumps({"name": "tiny-sprites", "version": "1.0.0", "license": "ISC"}))
-    out = tmp_path / "packed"
-    out.mkdir()
-    done = subprocess.run(["npm", "pack", str(folder), "--json", "--pack-destination", str(out)], cwd=out,
-                          capture_output=True, text=True, env=dict(os.environ, npm_config_cache=str(tmp_path / "npm")))
-    assert done.returncode == 0, done.stderr
-    info = json.loads(done.stdout)[0]
-    assert file_integrity(out / info["filename"]) == info["integrity"]  # our check computes what npm computes
-    return folder, info["integrity"]
+    tarball, integrity = npm_pack(folder, tmp_path / "packed")
+    assert file_integrity(tarball) == integrity  # our check computes what npm computes
+    return folder, integrity
 
 
 @pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
@@ -250,3 +207,31 @@ def test_scenes_are_deterministic_and_test_backgrounds_are_not_training_ones():
     a, b = (scene_image(sprite, SCENE_TEST, 0, 3, 32, (0.5, 0.9)) for _ in range(2))
     assert a.size == (32, 32) and np.array_equal(np.asarray(a), np.asarray(b))
     assert np.asarray(a).min(axis=2).mean() < 200  # no longer on white
+
+
+def test_scene_augmentation_puts_training_images_off_white_and_refuses_bad_settings(tmp_path):
+    from ultralytics.cfg import get_cfg
+
+    from pokedex.augment import scene_trainer
+
+    for dex in (1, 2):
+        (tmp_path / "train" / f"{dex:04d}").mkdir(parents=True)
+        sprite = Image.alpha_composite(Image.new("RGBA", (40, 40), "white"), sprite_frame(dex, 0, 0))
+        sprite.convert("RGB").resize((32, 32)).save(tmp_path / "train" / f"{dex:04d}" / "a.jpg")
+    trainer_class = scene_trainer(make_cfg("augment.p=1.0").augment)
+    args = get_cfg(overrides={"imgsz": 32, "cache": False, "fliplr": 0.0, "scale": 0.0, "hsv_s": 0.0, "hsv_v": 0.0})
+    trainer = trainer_class.__new__(trainer_class)  # build_dataset needs only args and data
+    trainer.args, trainer.data = args, {"names": {0: "0001", 1: "0002"}}
+    dataset = trainer.build_dataset(str(tmp_path / "train"), mode="train")
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    img = dataset[0]["img"]
+    assert img.shape == (3, 32, 32) and float(img.min(dim=0).values.mean()) < 0.8  # no longer white
+    torch.manual_seed(0)
+    assert torch.equal(dataset[0]["img"], img)  # the seed decides the scene
+
+    assert scene_trainer(make_cfg("augment=none").augment) is None
+    with pytest.raises(PokedexError, match=r"augment.p=1.5 must be a probability"):
+        scene_trainer(make_cfg("augment.p=1.5").augment)
+    with pytest.raises(PokedexError, match=r"augment.scale=\[0.9, 0.5\] must be \[low, high\]"):
+        scene_trainer(make_cfg("augment.scale=[0.9,0.5]").augment)

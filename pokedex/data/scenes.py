@@ -37,11 +37,14 @@ def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(v) for v in rng.integers(0, 256, 3))
 
 
-def _gradient(rng: np.random.Generator, size: int) -> Image.Image:
+def gradient(rng: np.random.Generator, size: int) -> Image.Image:
+    """A linear ramp between two random colours, vertical or horizontal."""
     ramp = np.linspace(0.0, 1.0, size)[:, None]
     c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    grad = np.repeat((c0 * (1 - ramp) + c1 * ramp)[:, None, :], size, axis=1).astype(np.uint8)
-    return Image.fromarray(np.ascontiguousarray(grad.transpose(1, 0, 2) if rng.random() < 0.5 else grad), "RGB")
+    grad = np.repeat((c0[None, :] * (1 - ramp) + c1[None, :] * ramp)[:, None, :], size, axis=1).astype(np.uint8)
+    if rng.random() < 0.5:
+        grad = grad.transpose(1, 0, 2)
+    return Image.fromarray(np.ascontiguousarray(grad), "RGB")
 
 
 def _texture(rng: np.random.Generator, size: int) -> Image.Image:
@@ -84,12 +87,12 @@ def _card(rng: np.random.Generator, size: int) -> Image.Image:
     return img
 
 
-def _shapes(rng: np.random.Generator, img: Image.Image) -> Image.Image:
-    """Clutter: a few translucent ellipses, boxes and lines."""
+def clutter(rng: np.random.Generator, img: Image.Image, count: int, line_width=(1, 6)) -> Image.Image:
+    """`count` translucent ellipses, boxes and lines over `img`; returns RGBA."""
     size = img.width
     layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
     d = ImageDraw.Draw(layer)
-    for _ in range(int(rng.integers(0, 6))):
+    for _ in range(count):
         colour = _colour(rng) + (int(rng.integers(90, 230)),)
         x0, y0 = rng.uniform(-0.2, 1.0, 2) * size
         w, h = rng.uniform(0.08, 0.5, 2) * size
@@ -99,18 +102,18 @@ def _shapes(rng: np.random.Generator, img: Image.Image) -> Image.Image:
         elif kind == 1:
             d.rectangle([x0, y0, x0 + w, y0 + h], fill=colour)
         else:
-            d.line([(x0, y0), (x0 + w, y0 + h)], fill=colour, width=int(rng.integers(1, 6)))
-    return Image.alpha_composite(img.convert("RGBA"), layer).convert("RGB")
+            d.line([(x0, y0), (x0 + w, y0 + h)], fill=colour, width=int(rng.integers(*line_width)))
+    return Image.alpha_composite(img.convert("RGBA"), layer)
 
 
-KINDS = (_gradient, _texture, _pattern, _card)
+KINDS = (gradient, _texture, _pattern, _card)
 
 
 def background(family: int, seed: int, index: int, size: int) -> Image.Image:
     """One background of a family: its seed stream never meets another family's."""
     rng = np.random.default_rng([family, seed, index])
     kind = KINDS[int(rng.integers(0, len(KINDS)))]
-    return _shapes(rng, kind(rng, size))
+    return clutter(rng, kind(rng, size), int(rng.integers(0, 6))).convert("RGB")
 
 
 def compose(rgb: Image.Image, scene: Image.Image, rng: np.random.Generator, scale: tuple[float, float],

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter
 
+from pokedex.data.scenes import clutter, gradient
+
 BODIES = ("ellipse", "box", "diamond", "pear", "blob")
 PATTERNS = ("none", "stripes", "spots", "belly", "split")
 EARS = ("none", "pointy", "round")
@@ -233,27 +235,7 @@ def _draw_species(sp: Species, canvas: int) -> Image.Image:
 
 
 def _background(rng: np.random.Generator, canvas: int) -> Image.Image:
-    c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    ramp = np.linspace(0.0, 1.0, canvas)[:, None]
-    grad = (c0[None, :] * (1 - ramp) + c1[None, :] * ramp).astype(np.uint8)
-    grad = np.repeat(grad[:, None, :], canvas, axis=1)
-    if rng.random() < 0.5:
-        grad = grad.transpose(1, 0, 2)
-    img = Image.fromarray(np.ascontiguousarray(grad), "RGB").convert("RGBA")
-    clutter = Image.new("RGBA", img.size, (0, 0, 0, 0))
-    d = ImageDraw.Draw(clutter)
-    for _ in range(int(rng.integers(3, 9))):
-        colour = tuple(int(v) for v in rng.integers(0, 256, 3)) + (int(rng.integers(90, 230)),)
-        x0, y0 = rng.uniform(-0.2, 1.0, 2) * canvas
-        w, h = rng.uniform(0.08, 0.5, 2) * canvas
-        kind = rng.integers(0, 3)
-        if kind == 0:
-            d.ellipse([x0, y0, x0 + w, y0 + h], fill=colour)
-        elif kind == 1:
-            d.rectangle([x0, y0, x0 + w, y0 + h], fill=colour)
-        else:
-            d.line([(x0, y0), (x0 + w, y0 + h)], fill=colour, width=int(rng.integers(2, 10)))
-    return Image.alpha_composite(img, clutter)
+    return clutter(rng, gradient(rng, canvas), int(rng.integers(3, 9)), line_width=(2, 10))
 
 
 def render(sp: Species, seed: int, index: int, size: int) -> Image.Image:
