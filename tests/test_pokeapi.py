@@ -212,7 +212,7 @@ def test_scenes_are_deterministic_and_test_backgrounds_are_not_training_ones():
 def test_scene_augmentation_puts_training_images_off_white_and_refuses_bad_settings(tmp_path):
     from ultralytics.cfg import get_cfg
 
-    from pokedex.augment import scene_trainer
+    from pokedex.augment import scene_probability, scene_trainer
 
     for dex in (1, 2):
         (tmp_path / "train" / f"{dex:04d}").mkdir(parents=True)
@@ -230,6 +230,8 @@ def test_scene_augmentation_puts_training_images_off_white_and_refuses_bad_setti
     torch.manual_seed(0)
     assert torch.equal(dataset[0]["img"], img)  # the seed decides the scene
 
+    assert [round(scene_probability(e, 10, 0.6, 0.5), 2) for e in range(10)] == [0.12, 0.24, 0.36, 0.48] + [0.6] * 6
+    assert scene_probability(0, 10, 0.6, 0.0) == 0.6
     assert scene_trainer(make_cfg("augment=none").augment) is None
     with pytest.raises(PokedexError, match=r"augment.p=1.5 must be a probability"):
         scene_trainer(make_cfg("augment.p=1.5").augment)
