@@ -265,12 +265,13 @@ def test_folder_source_through_dvc_reruns_from_ingest_when_photos_are_added(repo
 def test_pokeapi_package_through_dvc_then_a_noop_repro_needs_neither_npm_nor_the_package(repo, tmp_path):
     """data=pokeapi with no root: the package (here one made with `npm pack <folder>`, offline) is fetched into
     the cache beside DVC's root; once built, `dvc repro` reruns nothing, even with the package and cache gone."""
-    from .sprites import npm_pack, sprite_tree
+    from .sprites import GEN5, VIEWS, npm_pack, sprite_tree
 
     folder = sprite_tree(tmp_path / "pkg", species=(1, 2, 3))
     _, integrity = npm_pack(folder, tmp_path / "packed")
     compose_params(repo / "params.yaml", ["data=pokeapi", f"data.pokeapi.package='{folder}'",
                                           f"data.pokeapi.integrity='{integrity}'", "data.pokeapi.frames_per_animation=3",
+                                          f"data.pokeapi.folders=[{','.join(VIEWS + [GEN5 + '/female'])}]",
                                           "data.image_size=32", "train.epochs=1", "train.batch=8",
                                           "evaluate.latency_images=2"], root=repo)
     out = _run(["dvc", "repro", "evaluate"], repo)
