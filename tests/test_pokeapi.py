@@ -7,16 +7,14 @@ made with `npm pack <folder>` (offline), a tarball whose integrity does not matc
 from __future__ import annotations
 
 import csv
-import json
 import os
 import shutil
-import subprocess
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from pokedex.data.classes import read_class_table
 from pokedex.data.ingest import ingest
