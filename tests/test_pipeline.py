@@ -287,3 +287,46 @@ def test_pokeapi_package_through_dvc_then_a_noop_repro_needs_neither_npm_nor_the
     shutil.rmtree(repo / ".cache")
     assert _ran(_run(["dvc", "repro", "evaluate"], repo)) == []
     compose_params(repo / "params.yaml", TINY, root=repo)
+
+
+TRACE_IMPORTS = '''
+import atexit, json, os, sys
+
+def _dump():
+    stage = os.path.basename(sys.argv[0])
+    if os.path.basename(os.path.dirname(sys.argv[0])) != "stages":
+        return
+    mods = [(n, hasattr(m, "__path__")) for n, m in list(sys.modules.items())
+            if n.split(".")[0] in ("pokedex", "stages") and getattr(m, "__file__", None)]
+    with open(os.environ["POKEDEX_IMPORT_LOG"], "a") as f:
+        f.write(json.dumps({"stage": stage, "modules": mods}) + "\\n")
+
+atexit.register(_dump)
+'''
+
+
+@pytest.mark.slow
+def test_every_module_a_stage_runs_is_a_dependency_of_that_stage_in_dvc_yaml(repo, tmp_path):
+    """Each stage run under an import tracer (sitecustomize): every project module it loaded, however late
+    (lazy imports, unpickling), must be covered by a dep of that stage, or DVC would call stale outputs up to date."""
+    (tmp_path / "trace").mkdir()
+    (tmp_path / "trace" / "sitecustomize.py").write_text(TRACE_IMPORTS)
+    log = tmp_path / "imports.jsonl"
+    env = dict(_env(repo.parent / "home"), PYTHONPATH=str(tmp_path / "trace"), POKEDEX_IMPORT_LOG=str(log))
+    compose_params(repo / "params.yaml", TINY, root=repo)
+    done = subprocess.run(["dvc", "repro", "--force"], cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    by_module = {spec["cmd"].split()[-1].split(".")[-1] + ".py": name for name, spec in stages.items()}
+    missing = []
+    for line in log.read_text().splitlines():
+        run = json.loads(line)
+        name = by_module[run["stage"]]
+        deps = [d for d in stages[name]["deps"] if "${" not in d]
+        for module, package in run["modules"]:
+            path = module.replace(".", "/") + ("/__init__.py" if package else ".py")
+            if not any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps):
+                missing.append(f"{name}: {path}")
+    assert sorted({json.loads(line)["stage"] for line in log.read_text().splitlines()}) == sorted(by_module)
+    assert not missing, "dvc.yaml lacks these code deps:\n" + "\n".join(sorted(set(missing)))
