@@ -47,7 +47,7 @@ test-fast: setup
 	$(BIN)/pytest -m "not slow"
 
 params: setup
-	$(BIN)/python -m pokedex.config
+	$(BIN)/pokedex params
 
 exps: setup
 	$(BIN)/dvc exp show --no-pager $(EXP_SHOW_FLAGS)

@@ -16,7 +16,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from pokedex.config import ROOT
-from pokedex.data.pokeapi import cache_dir, fetch_package, ingest_pokeapi
+from pokedex.data.pokeapi import fetch_package, ingest_pokeapi
+from pokedex.data.sources import cache_dir
 from pokedex.parallel import worker_count
 
 

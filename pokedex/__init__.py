@@ -8,3 +8,4 @@ __version__ = "0.1.0"
 # Set before anything imports onnxruntime; every stage and the CLI import this package first.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # MLflow 3.x would report usage to its servers
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # huggingface_hub, under `datasets`

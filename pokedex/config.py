@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from dvc.utils.hydra import compose_and_dump
+
+from pokedex.errors import PokedexError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,13 +17,11 @@ def compose_params(output: Path, overrides: list[str] | None = None, root: Path 
     compose_and_dump(output, str(root / "conf"), None, "config", str(root), list(overrides or []))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Compose conf/ into params.yaml (what DVC does for `dvc exp run -S`).")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=tiny train.epochs=1")
-    parser.add_argument("--output", type=Path, default=ROOT / "params.yaml")
-    args = parser.parse_args(argv)
-    compose_params(args.output, args.overrides)
-
-
-if __name__ == "__main__":
-    main()
+def project_root(start: Path | None = None) -> Path:
+    """The project the user stands in: the nearest folder at or above `start` (default: here) with conf/config.yaml."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "conf" / "config.yaml").is_file():
+            return folder
+    raise PokedexError(f"{start} is not inside a Pokédex project (no conf/config.yaml here or above); run this "
+                       "in your checkout.")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+from pokedex.data.preprocess import MAX_PIXELS, decode
 from pokedex.errors import PokedexError
 from pokedex.evaluate import NO_DETECTION, NO_DETECTION_LABEL
 from pokedex.io import class_label
@@ -18,43 +20,65 @@ def class_labels(classes_file: Path, model_names: dict[int, str]) -> dict[int, s
     return {i: class_label(i, n) for i, n in model_names.items()}
 
 
-def predict(images: list[Path], model_path: Path, classes_file: Path, imgsz: int | None = None,
-            top: int = 5) -> list[tuple[Path, list[tuple[str, float]]]]:
-    """For each image, its `top` (label, score) pairs, best first."""
+def image_files(paths: list[Path]) -> list[Path]:
+    """The files given, with a folder standing for every file in it (recursively, sorted)."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise PokedexError(f"{path} does not exist; give image files or folders of images.")
+    return files
+
+
+def load_model(model_path: Path):
     if not model_path.is_file():
         raise PokedexError(f"model {model_path} does not exist; train one with `dvc repro` or pass --model.")
-    for image in images:
-        if not image.is_file():
-            raise PokedexError(f"image {image} does not exist.")
     ultralytics_offline()
     from ultralytics import YOLO
 
-    model = YOLO(str(model_path), task=None)
+    try:
+        return YOLO(str(model_path), task=None)
+    except Exception as exc:  # noqa: BLE001 - any loader failure means the same to the user
+        raise PokedexError(f"could not load model {model_path} ({type(exc).__name__}: {exc}); pass --model a .pt from "
+                           "the train stage or an .onnx from export-onnx.") from None
+
+
+def predict(images: list[Path], model_path: Path, classes_file: Path, imgsz: int | None = None, top: int = 5,
+            max_pixels: int = MAX_PIXELS) -> Iterator[tuple[Path, list[tuple[str, float]] | str]]:
+    """For each image, its `top` (label, score) pairs, best first, or the reason it could not be read.
+
+    The model and the paths are checked at once; images are decoded as preprocess decodes them (so a 48 KB
+    PNG declaring 20000x20000 pixels is refused from its header, never decoded) and predicted one by one.
+    """
+    model, files = load_model(model_path), image_files(images)
+    return _predictions(model, files, classes_file, imgsz, top, max_pixels)
+
+
+def _predictions(model, files: list[Path], classes_file: Path, imgsz: int | None, top: int, max_pixels: int):
     kwargs = {"imgsz": imgsz} if imgsz else {}
     labels = None
-    rows = []
-    for image in images:
-        try:
-            (result,) = model.predict(str(image), verbose=False, **kwargs)
-        except Exception as exc:  # an unreadable image is a user input problem, not a crash
-            raise PokedexError(f"could not read image {image}: {exc}") from exc
+    for image in files:
+        rgb = decode(image, imgsz or 640, 1, max_pixels)
+        if isinstance(rgb, str):
+            yield image, rgb
+            continue
+        (result,) = model.predict(rgb, verbose=False, **kwargs)
         labels = labels or class_labels(classes_file, result.names)
         if result.probs is not None:
             scores = result.probs.data.cpu().numpy()
             order = scores.argsort()[::-1][:top]
-            rows.append((image, [(labels[int(i)], float(scores[i])) for i in order]))
+            yield image, [(labels[int(i)], float(scores[i])) for i in order]
         else:  # detector: best confidence per class
             best: dict[int, float] = {}
             for c, conf in zip(result.boxes.cls.tolist(), result.boxes.conf.tolist()):
                 best[int(c)] = max(best.get(int(c), 0.0), conf)
             ranked = sorted(best.items(), key=lambda kv: -kv[1])[:top] or [(NO_DETECTION, 0.0)]
-            rows.append((image, [(labels.get(c, NO_DETECTION_LABEL), s) for c, s in ranked]))
-    return rows
+            yield image, [(labels.get(c, NO_DETECTION_LABEL), s) for c, s in ranked]
 
 
-def format_predictions(rows: list[tuple[Path, list[tuple[str, float]]]]) -> str:
-    lines = []
-    for image, ranked in rows:
-        lines.append(f"{image}")
-        lines += [f"  {rank}. {label:<28} {score:.3f}" for rank, (label, score) in enumerate(ranked, start=1)]
+def format_prediction(image: Path, ranked: list[tuple[str, float]]) -> str:
+    lines = [f"{image}"] + [f"  {rank}. {label:<28} {score:.3f}" for rank, (label, score) in enumerate(ranked, start=1)]
     return "\n".join(lines)

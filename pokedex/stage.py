@@ -25,7 +25,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
+from pokedex.checks import changed_params, check_params, read_params, stage_params
 from pokedex.errors import PokedexError
+from pokedex.process import (Stopped, lock_dir, output_locks, raise_if_stopped, scratch_dir, stop_on_signals,
+                             stop_with_dvc)
 
 # Hydra's own settings live here, not in conf/: DVC drops a `hydra:` block when it composes params.yaml.
 HYDRA_SETTINGS = {
@@ -70,8 +73,11 @@ def stage(*writes: str) -> Callable[[Callable[[DictConfig], object]], Callable[[
     """`@stage("train_run")`: turn `func(cfg)` into a CLI entrypoint reading params.yaml from the repository root.
 
     `writes` names the keys of `paths:` the stage writes (its DVC outs), so that a multirun job can write them
-    into its own directory. A PokedexError (a mistake the user can fix) ends the run with its one-sentence
-    message and exit code 2, without a traceback.
+    into its own directory. Around `func`: the params dvc.yaml lists for the stage are checked before any
+    output is touched (pokedex.checks) and compared with params.yaml again at the end; one run at a time
+    writes those outputs; temporary files live in a scratch folder removed at the end (pokedex.process).
+    A PokedexError (a mistake the user can fix) ends the run with its one-sentence message and exit code 2;
+    Ctrl-C, SIGTERM or the end of the `dvc repro` that started the stage end it with one line and code 130.
     """
     return functools.partial(_entrypoint, writes=writes)
 
@@ -79,6 +85,7 @@ def stage(*writes: str) -> Callable[[Callable[[DictConfig], object]], Callable[[
 def _entrypoint(func: Callable[[DictConfig], object], writes: tuple[str, ...]) -> Callable[[], None]:
     entry_file = Path(inspect.getfile(func)).resolve()  # stages/<name>.py
     root = entry_file.parent.parent
+    name = entry_file.stem.replace("_", "-")  # its stage in dvc.yaml
 
     def run(cfg: DictConfig) -> None:
         job = multirun_job()
@@ -86,7 +93,18 @@ def _entrypoint(func: Callable[[DictConfig], object], writes: tuple[str, ...]) -
             redirect_outputs(cfg, writes, Path(job.runtime.output_dir))
             log.info("multirun job %s writes into %s", job.job.num, job.runtime.output_dir)
         try:
-            func(cfg)
+            params_at_start = read_params(root / "params.yaml")
+            watched = stage_params(root, name) or list(params_at_start)
+            check_params(cfg, watched, params_at_start)
+            outputs = [Path(cfg.paths[key]) for key in writes]
+            raise_if_stopped()
+            with output_locks(name, outputs, lock_dir(root)), scratch_dir():
+                func(cfg)
+            raise_if_stopped()
+            changed = changed_params(params_at_start, read_params(root / "params.yaml"), watched)
+            if changed and job is None:
+                raise PokedexError(f"params.yaml changed while {name} ran ({'; '.join(changed)}), so its outputs do "
+                                   "not match the params DVC would record for them; run it again (dvc repro).")
         except PokedexError as exc:
             log.error("error: %s", exc)
             sys.exit(2)
@@ -96,6 +114,14 @@ def _entrypoint(func: Callable[[DictConfig], object], writes: tuple[str, ...]) -
         if not (root / "params.yaml").is_file():
             sys.exit(f"error: {root / 'params.yaml'} is missing; run `make params` to compose it from conf/.")
         sys.argv[1:] = hydra_argv(sys.argv[1:], root, name=entry_file.stem)
-        hydra.main(config_path=str(root), config_name="params", version_base="1.3")(run)()
+        stop_on_signals()
+        stop_with_dvc()
+        try:
+            hydra.main(config_path=str(root), config_name="params", version_base="1.3")(run)()
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, or the dvc repro that started us is gone
+            why = exc.args[0] if isinstance(exc, Stopped) and exc.args else "Ctrl-C"
+            log.error("%s stopped by %s; its outputs are incomplete and DVC records nothing: run it again to rebuild "
+                      "them.", name, why)
+            sys.exit(130)
 
     return main

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -26,11 +27,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from pokedex.process import pid_alive
 from pokedex.stage import multirun_job
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENT = "pokedex"
 WEIGHTS_TAG = "pokedex.weights_md5"
+PROCESS_TAG = "pokedex.process"  # host:pid of the stage that opened the run
 MAX_PARAMS_PER_CALL = 100  # MLflow's log_batch limit
 
 log = logging.getLogger(__name__)
@@ -150,16 +153,51 @@ def _client():
         logging.getLogger(name).setLevel(logging.WARNING)
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking_uri())
+    uri = tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        follow_moved_store(uri, experiment.experiment_id, experiment.artifact_location)
         return client, experiment.experiment_id
-    return client, client.create_experiment(name, artifact_location=artifact_location(tracking_uri()))
+    return client, client.create_experiment(name, artifact_location=artifact_location(uri))
+
+
+def follow_moved_store(uri: str, experiment_id: str, stored: str) -> None:
+    """A SQLite store copied or moved with its checkout still names the old checkout's mlartifacts/ (MLflow
+    stores absolute paths), so artifacts would be uploaded there: point the experiment and its runs here.
+
+    MLflow has no API to change an experiment's artifact location; these two columns of its schema are it.
+    """
+    wanted = artifact_location(uri)
+    if wanted is None or stored == wanted or not stored.startswith("file://"):
+        return
+    import sqlite3
+
+    with sqlite3.connect(uri.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?", (wanted, experiment_id))
+        db.execute("UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) WHERE experiment_id = ? AND "
+                   "substr(artifact_uri, 1, ?) = ?", (wanted, len(stored) + 1, experiment_id, len(stored), stored))
+    log.info("MLflow store %s was made in another checkout; its artifacts now go to %s", uri, wanted)
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def end_abandoned_runs(client, experiment_id: str) -> None:
+    """Runs still RUNNING whose process on this machine is gone (SIGKILL, power loss) end as KILLED."""
+    host = socket.gethostname()
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=200):
+        owner = run.data.tags.get(PROCESS_TAG, "")
+        owner_host, _, pid = owner.rpartition(":")
+        if owner_host == host and pid.isdigit() and not pid_alive(int(pid)):
+            client.set_terminated(run.info.run_id, "KILLED")
 
 
 def _new_run(client, experiment_id: str, stage: str, params: dict[str, str], tags: dict[str, str]) -> Run:
-    tags = {"pokedex.stage": stage, **tags}
+    end_abandoned_runs(client, experiment_id)
+    tags = {"pokedex.stage": stage, PROCESS_TAG: this_process(), **tags}
     for tag, variable in (("dvc.exp_name", "DVC_EXP_NAME"), ("dvc.baseline_rev", "DVC_EXP_BASELINE_REV")):
         if os.environ.get(variable):
             tags[tag] = os.environ[variable]
@@ -198,10 +236,13 @@ def open_run(stage: str, cfg: DictConfig, weights: Path | None = None) -> Run:
 
 @contextmanager
 def training_run(cfg: DictConfig) -> Iterator[Run]:
-    """A new run for train, marked FAILED if training raises."""
+    """A new run for train, marked KILLED if training is interrupted, FAILED if it raises."""
     run = open_run("train", cfg)
     try:
         yield run
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM (pokedex.process.Stopped)
+        run.end("KILLED")
+        raise
     except BaseException:
         run.end("FAILED")
         raise

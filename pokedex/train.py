@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 TASKS = ("classify", "detect")
 # Set from data/model params, not from train:, so one value drives every stage.
 RESERVED = {"data", "imgsz", "model", "task", "project", "name", "exist_ok", "seed", "pretrained"}
+CHANGEABLE_ON_RESUME = {"device", "workers", "cache", "plots"}  # where and how fast, not what is learnt
+# train.resume=true continues run_dir's interrupted training (see resumable) instead of starting afresh
 
 
 def build_model(model_cfg: DictConfig):
@@ -62,7 +64,7 @@ def build_model(model_cfg: DictConfig):
 def train_args(train_cfg: DictConfig) -> dict:
     """The train: group as Ultralytics keyword arguments, checked against its known arguments."""
     ultralytics_offline()
-    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
 
     args = OmegaConf.to_container(train_cfg, resolve=True)
     for key in args:
@@ -71,6 +73,10 @@ def train_args(train_cfg: DictConfig) -> dict:
         if key not in DEFAULT_CFG_DICT:
             raise PokedexError(f"train.{key} is not an Ultralytics train argument; see ultralytics/cfg/default.yaml "
                                "for the valid names.")
+    try:  # Ultralytics' own type and range checks, before the run directory is cleared
+        check_cfg(dict(args))
+    except (TypeError, ValueError) as exc:
+        raise PokedexError(str(exc).replace("'", "'train.", 1)) from None  # "'train.dropout=x' is of invalid type …"
     return args
 
 
@@ -112,14 +118,49 @@ def use_every_core(trainer) -> None:
         torch.set_num_threads(worker_count(None))
 
 
+def resumable(run_dir: Path, args: dict):
+    """`train.resume=true`: the model in run_dir/weights/last.pt of an interrupted training, if that training had
+    the same params (Ultralytics resumes with the checkpoint's own arguments, whatever params.yaml says)."""
+    from ultralytics import YOLO
+
+    from pokedex.models import register
+
+    register()  # the checkpoint's architecture may use our modules (SlimClassify)
+    last = run_dir / "weights" / "last.pt"
+    if not last.is_file():
+        raise PokedexError(f"train.resume=true, but {last} does not exist: nothing to resume (`dvc repro` deletes the "
+                           "outputs it reruns; resume with `python -m stages.train train.resume=true`), or set "
+                           "train.resume=false to start afresh.")
+    model = YOLO(str(last))
+    saved = getattr(model, "ckpt", None) or {}
+    if not saved.get("optimizer"):
+        raise PokedexError(f"{last} is from a training that finished; nothing to resume: set train.resume=false.")
+    before = saved.get("train_args", {})
+    differs = [f"{key}={before[key]!r} there, {value!r} now" for key, value in args.items()
+               if key in before and key not in CHANGEABLE_ON_RESUME and before[key] != value]
+    if differs:
+        raise PokedexError(f"{last} was trained with other params ({'; '.join(differs)}); resume continues the same "
+                           "training only: restore those params, or set train.resume=false to start afresh.")
+    # An interruption between an epoch's results.csv row and its last.pt leaves a row that the resumed run
+    # writes again: keep the rows up to the checkpoint's epoch (0-based in the checkpoint, 1-based in the csv).
+    results = run_dir / "results.csv"
+    if results.is_file():
+        header, *rows = results.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [row for row in rows if int(float(row.split(",")[0])) <= saved["epoch"] + 1]
+        results.write_text("".join([header, *kept]), encoding="utf-8")
+    return model
+
+
 def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
     """Train and return the path of the best weights (run_dir/weights/best.pt), tracked in MLflow."""
     check_image_size(int(cfg.data.image_size))
     args = train_args(cfg.train)
-    model = build_model(cfg.model)
+    resume = args.pop("resume", False)
+    fixed = {"imgsz": int(cfg.data.image_size), "seed": int(cfg.seed)}
+    model = resumable(run_dir, {**args, **fixed}) if resume else build_model(cfg.model)
     if not (dataset_dir / "data.yaml").is_file():
         raise PokedexError(f"{dataset_dir / 'data.yaml'} is missing; run the yolo-format stage first (dvc repro yolo-format).")
-    if run_dir.exists():  # a clean run directory: Ultralytics would otherwise resume plots and csv rows
+    if run_dir.exists() and not resume:  # a clean run directory: Ultralytics would otherwise resume plots and csv rows
         shutil.rmtree(run_dir)
     run_dir = run_dir.resolve()
     # scenes (pokedex.augment) are a classifier's augmentation; a detector trains on the dataset as it is
@@ -130,12 +171,12 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
         model.train(
             trainer=trainer,
             data=str(data),
-            imgsz=int(cfg.data.image_size),
             project=str(run_dir.parent),
             name=run_dir.name,
             exist_ok=True,
-            seed=int(cfg.seed),
             pretrained=bool(cfg.model.get("weights")),
+            resume=str(run_dir / "weights" / "last.pt") if resume else False,
+            **fixed,
             **args,
         )
         best = run_dir / "weights" / "best.pt"

@@ -61,3 +61,25 @@ def test_debug_quick_is_a_one_word_override():
     quick = make_cfg("debug=quick")
     assert quick.data.synthetic.num_classes == 4 and quick.train.epochs == 1 and quick.kmodel.eval_images == 4
     assert make_cfg("debug=quick", "train.epochs=2").train.epochs == 2  # later overrides still win
+
+
+def test_pokedex_params_writes_the_params_of_the_project_it_is_run_in(tmp_path):
+    """Not those of the checkout the package was installed from (`pip install -e` of another clone)."""
+    import shutil
+    import subprocess
+    import sys
+
+    project = tmp_path / "other-clone"
+    shutil.copytree(ROOT / "conf", project / "conf")
+    (project / "conf" / "train" / "default.yaml").write_text(
+        (ROOT / "conf" / "train" / "default.yaml").read_text().replace("epochs: 30", "epochs: 7"))
+    (project / "deep" / "er").mkdir(parents=True)
+    before = (ROOT / "params.yaml").read_text()
+    done = subprocess.run([sys.executable, "-m", "pokedex.cli", "params", "seed=3"], cwd=project / "deep" / "er",
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    written = yaml.safe_load((project / "params.yaml").read_text())
+    assert written["train"]["epochs"] == 7 and written["seed"] == 3
+    assert (ROOT / "params.yaml").read_text() == before
+    outside = subprocess.run([sys.executable, "-m", "pokedex.cli", "params"], cwd=tmp_path, capture_output=True, text=True)
+    assert outside.returncode == 1 and "is not inside a Pokédex project (no conf/config.yaml here or above)" in outside.stderr

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -108,6 +110,62 @@ def test_parity_failure_is_reported_after_writing_the_report(tmp_path, tiny_data
 def test_predict_names_a_missing_model(tmp_path):
     with pytest.raises(PokedexError, match="model .*missing.pt does not exist"):
         predict([tmp_path / "x.jpg"], tmp_path / "missing.pt", tmp_path / "classes.txt")
+
+
+def _png_declaring(path: Path, width: int, height: int) -> Path:
+    """A valid 1x1 PNG whose header claims width x height (a few dozen bytes: a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    Image.new("RGB", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR starts at byte 8: length, type, then width, height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.slow
+def test_predict_reads_folders_refuses_bad_images_one_by_one_and_names_a_bad_model(tmp_path, tiny_dataset):
+    cfg = make_cfg("data=tiny", "train.epochs=1", "train.batch=8", "train.plots=false", "+train.val=false")
+    best = train(cfg, tiny_dataset["yolo"], tmp_path / "train")
+    images = tmp_path / "photos"
+    good = sorted((tiny_dataset["yolo"] / "images" / "test").iterdir())[:3]
+    (images / "more").mkdir(parents=True)
+    for i, image in enumerate(good):
+        shutil.copy(image, images / ("more" if i else ".") / image.name)
+    (images / "empty.jpg").touch()
+    (images / "notes.jpg").write_text("not a picture")
+    _png_declaring(images / "bomb.png", 20000, 20000)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "pokedex.cli", "predict", *map(str, args)],
+                              capture_output=True, text=True)
+
+    done = cli(images, "--model", best, "--classes", tiny_dataset["yolo"] / "classes.txt", "--top", "2")
+    assert done.returncode == 1
+    predicted = [line for line in done.stdout.splitlines() if not line.startswith(" ")]
+    assert sorted(Path(p).name for p in predicted) == sorted(p.name for p in good)
+    assert len(done.stdout.splitlines()) == 3 * 3  # each image and its top 2
+    errors = done.stderr.strip().splitlines()
+    assert errors[:3] == [f"error: {images / 'bomb.png'}: decompression bomb refused: 20000x20000 = 400,000,000 "
+                          "pixels, over data.max_pixels=100,000,000",
+                          f"error: {images / 'empty.jpg'}: empty file (0 bytes)",
+                          f"error: {images / 'notes.jpg'}: not an image (no known image format)"]
+    assert errors[3] == "error: 3 of 6 images could not be read (named above); the others were predicted."
+    assert "Traceback" not in done.stderr
+
+    not_a_model = tmp_path / "model.pt"
+    not_a_model.write_text("weights")
+    done = cli(good[0], "--model", not_a_model)
+    assert done.returncode == 1 and done.stderr.startswith(f"error: could not load model {not_a_model} (")
+    assert "Traceback" not in done.stderr
+    done = cli(good[0], "--model", best, "--top", "-1")
+    assert done.returncode == 2 and "argument --top: '-1' is not a whole number ≥ 1" in done.stderr
+    done = cli(tmp_path / "nowhere", "--model", best)
+    assert done.returncode == 1 and "nowhere does not exist; give image files or folders" in done.stderr
 
 
 @pytest.mark.slow

@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
 from mlflow import MlflowClient
 
 from pokedex.config import compose_params
-from pokedex.deploy.k210 import nncase_python
 
 from .project_copy import commit, copy_project, identify
 TINY = ["debug=quick"]
@@ -27,9 +30,10 @@ def _env(home: Path) -> dict:
 
     No MLFLOW_TRACKING_URI: the stages use their default store, mlflow.db at the repository's root.
     """
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HOME=str(home),
-               POKEDEX_NNCASE_PYTHON=str(nncase_python()))  # the project's nncase venv, not the copy's
-    for name in ("MLFLOW_TRACKING_URI", "DVC_EXP_NAME", "DVC_ROOT"):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HOME=str(home))
+    # No POKEDEX_NNCASE_PYTHON either: the copy has no .venv-nncase, so it is found beside the running venv, as
+    # for a queued experiment in DVC's temporary copy.
+    for name in ("MLFLOW_TRACKING_URI", "DVC_EXP_NAME", "DVC_ROOT", "POKEDEX_NNCASE_PYTHON"):
         env.pop(name, None)
     return env
 
@@ -194,6 +198,194 @@ def test_stage_cli_overrides_and_user_errors(repo):
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "data.split fractions" in bad.stdout + bad.stderr
     assert (repo / "params.yaml").read_text() == params_before
+
+
+@pytest.mark.slow
+def test_bad_params_stop_a_stage_before_it_touches_its_outputs(repo):
+    """Each mistake is one sentence naming the key, exit code 2, and the outputs DVC recorded stay as they were."""
+    compose_params(repo / "params.yaml", TINY, root=repo)
+    _run(["dvc", "repro"], repo)
+    best = (repo / "models" / "train" / "weights" / "best.pt").read_bytes()
+    for override, message in [("train.lr0=abc", "train.lr0='abc' is invalid"),
+                              ("train.epochs=-1", "train.epochs=-1 is invalid: it must be an integer ≥ 1"),
+                              ("train.batch=0", "train.batch=0 is invalid"),
+                              ("+train.dropout=x", "'train.dropout=x' is of invalid type str"),
+                              ("model=doesnotexist", "model='doesnotexist' replaces the whole model: group")]:
+        bad = subprocess.run([sys.executable, "-m", "stages.train", override], cwd=repo, env=_env(repo.parent / "home"),
+                             capture_output=True, text=True)
+        out = (bad.stdout + bad.stderr).strip()
+        assert bad.returncode == 2 and message in out and "Traceback" not in out, (override, out[-2000:])
+        assert len(out.splitlines()) == 1, out
+    assert (repo / "models" / "train" / "weights" / "best.pt").read_bytes() == best
+    assert "up to date" in _run(["dvc", "status"], repo)
+
+
+class Started:
+    """A command running in the background, its output (stdout and stderr) collected line by line."""
+
+    def __init__(self, args: list[str], cwd: Path, **popen):
+        import threading
+
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(args, cwd=cwd, env=_env(cwd.parent / "home"), stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, **popen)
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
+        self.reader.start()
+
+    def wait_for(self, text: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            assert self.process.poll() is None, f"ended before {text!r}:\n" + "".join(self.lines)[-3000:]
+            assert time.monotonic() < deadline, f"no {text!r} after {timeout} s"
+            time.sleep(0.05)
+
+    def stage_process(self, module: str) -> psutil.Process:
+        """The `python -m stages.X` that `dvc repro` started (a child, or a grandchild through $SHELL)."""
+        for _ in range(600):
+            for child in psutil.Process(self.process.pid).children(recursive=True):
+                if module in " ".join(child.cmdline()):
+                    return child
+            time.sleep(0.05)
+        raise AssertionError(f"no {module} process under {self.process.pid}")
+
+    def end(self, timeout: float = 60) -> str:
+        self.process.wait(timeout)
+        self.reader.join(timeout)
+        return "".join(self.lines)
+
+
+def _scratch_dirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("pokedex-scratch-*")}
+
+
+@pytest.mark.slow
+def test_ctrl_c_a_second_writer_and_a_killed_dvc_repro_end_train_cleanly(repo):
+    """Ctrl-C: one line, the MLflow run KILLED, no temporary folder left. A second writer of the same outputs
+    stops with one sentence. SIGKILL of `dvc repro` ends the train it started instead of leaving it running."""
+    compose_params(repo / "params.yaml", [*TINY, "train.epochs=300"], root=repo)
+    _run(["dvc", "repro", "yolo-format"], repo)
+    train = Started([sys.executable, "-m", "stages.train"], repo)
+    train.wait_for("Starting training")
+    second = subprocess.run([sys.executable, "-m", "stages.train"], cwd=repo, env=_env(repo.parent / "home"),
+                            capture_output=True, text=True)
+    assert second.returncode == 2
+    assert f"models/train is being written by train (pid {train.process.pid}); wait for it" in second.stdout + second.stderr
+    scratch = f"pokedex-scratch-{train.process.pid}"
+    assert scratch in _scratch_dirs()
+    train.process.send_signal(signal.SIGINT)
+    out = train.end()
+    assert train.process.returncode == 130 and "Traceback" not in out
+    assert out.strip().splitlines()[-1] == ("train stopped by Ctrl-C; its outputs are incomplete and DVC records "
+                                            "nothing: run it again to rebuild them.")
+    assert scratch not in _scratch_dirs()
+    killed = [r for r in _mlflow_runs_all(repo) if r.data.tags.get("pokedex.process", "").endswith(f":{train.process.pid}")]
+    assert [r.info.status for r in killed] == ["KILLED"]
+
+    repro = Started(["dvc", "repro", "train"], repo)
+    stage = repro.stage_process("stages.train")
+    repro.wait_for("Starting training")
+    repro.process.kill()
+    stage.wait(30)  # ends within the watch's poll, not after 300 epochs (psutil gives no code: not our child)
+    assert "train stopped by the end of the dvc repro that started it" in repro.end()
+    compose_params(repo / "params.yaml", TINY, root=repo)
+
+
+@pytest.mark.slow
+def test_an_interrupted_training_resumes_to_its_planned_epochs_and_only_with_its_own_params(repo):
+    compose_params(repo / "params.yaml", [*TINY, "train.epochs=40"], root=repo)
+    _run(["dvc", "repro", "yolo-format"], repo)
+    results = repo / "models" / "train" / "results.csv"
+    train = Started([sys.executable, "-m", "stages.train"], repo)
+    train.wait_for("Starting training")
+    while not results.is_file() or len(results.read_text().splitlines()) < 1 + 3:
+        assert train.process.poll() is None, "".join(train.lines)[-2000:]
+        time.sleep(0.05)
+    train.process.send_signal(signal.SIGINT)
+    train.end()
+    done_before = len(results.read_text().splitlines()) - 1
+    assert train.process.returncode == 130 and 3 <= done_before < 40
+
+    env = _env(repo.parent / "home")
+    other = subprocess.run([sys.executable, "-m", "stages.train", "train.resume=true", "train.lr0=0.01"], cwd=repo,
+                           env=env, capture_output=True, text=True)
+    assert other.returncode == 2 and "was trained with other params (lr0=0.003 there, 0.01 now)" in other.stdout + other.stderr
+    out = _run([sys.executable, "-m", "stages.train", "train.resume=true"], repo)
+    assert f"Resuming training" in out
+    epochs = [int(row.split(",")[0]) for row in results.read_text().splitlines()[1:]]
+    assert epochs == list(range(1, 41))  # the rows before the interruption, then the rest: each epoch once
+    assert (repo / "models" / "train" / "weights" / "best.pt").is_file()
+    finished = subprocess.run([sys.executable, "-m", "stages.train", "train.resume=true"], cwd=repo, env=env,
+                              capture_output=True, text=True)
+    assert finished.returncode == 2 and "is from a training that finished; nothing to resume" in finished.stdout + finished.stderr
+    compose_params(repo / "params.yaml", TINY, root=repo)
+
+
+def _mlflow_runs_all(repo: Path) -> list:
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("pokedex")
+    return client.search_runs([experiment.experiment_id])
+
+
+@pytest.mark.slow
+def test_params_changed_while_a_stage_runs_fail_it_instead_of_being_recorded(repo):
+    """A refused `dvc exp run -S` has already rewritten params.yaml: the running stage must not let DVC record
+    its outputs under the new value (dvc.lock and the run cache would then restore the wrong model)."""
+    compose_params(repo / "params.yaml", [*TINY, "train.epochs=4"], root=repo)
+    lock_before = (repo / "dvc.lock").read_text()
+    repro = Started(["dvc", "repro", "train"], repo)
+    repro.wait_for("Starting training")
+    compose_params(repo / "params.yaml", [*TINY, "train.epochs=4", "train.lr0=0.0005"], root=repo)
+    out = repro.end(300)
+    assert repro.process.returncode != 0
+    assert "params.yaml changed while train ran (train.lr0: 0.003 → 0.0005)" in out
+    assert (repo / "dvc.lock").read_text() == lock_before
+    assert "train" in _run(["dvc", "status", "train"], repo)  # not up to date: the next repro trains with 0.0005
+    compose_params(repo / "params.yaml", TINY, root=repo)
+
+
+def _compiling(repo: Path, stage: psutil.Process) -> bool:
+    return any("nncase_worker.py" in " ".join(child.cmdline()) for child in stage.children(recursive=True))
+
+
+# stage: (what makes its work last long enough to be caught, the moment to kill it)
+KILL_MOMENTS = {
+    "preprocess": (["data.synthetic.images_per_class=300"],
+                   lambda repo, _: any((repo / "data" / "processed" / "images").rglob("*.jpg"))),
+    "train": (["train.epochs=300"], lambda repo, _: (repo / "models" / "train" / "results.csv").is_file()),
+    "compile-kmodel": ([], _compiling),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", KILL_MOMENTS)
+def test_a_stage_killed_mid_work_is_rebuilt_by_the_next_repro(repo, stage):
+    """SIGKILL at a real moment of the stage's work (images half written, an epoch done, nncase compiling): DVC
+    calls the stage changed, the next `dvc repro` rebuilds it, and nothing of the killed run is left behind."""
+    overrides, moment = KILL_MOMENTS[stage]
+    compose_params(repo / "params.yaml", [*TINY, *overrides], root=repo)
+    _run(["dvc", "repro", STAGES[STAGES.index(stage) - 1]], repo)
+    repro = Started(["dvc", "repro", "--force", "--single-item", stage], repo)
+    process = repro.stage_process("stages." + stage.replace("-", "_"))
+    deadline = time.monotonic() + 120
+    while not moment(repo, process):
+        assert process.is_running() and time.monotonic() < deadline, f"{stage} ended before the moment to kill it"
+        time.sleep(0.02)
+    process.kill()
+    repro.end()
+    assert repro.process.returncode != 0
+    assert stage in _run(["dvc", "status", stage], repo)
+
+    assert f"pokedex-scratch-{process.pid}" in _scratch_dirs()  # SIGKILL skips every cleanup
+
+    if stage == "train":  # the rebuild need not train 300 epochs
+        compose_params(repo / "params.yaml", TINY, root=repo)
+    _run(["dvc", "repro", "--force", "--single-item", stage], repo)  # forced: DVC could restore a run of these params from its cache
+    assert "up to date" in _run(["dvc", "status", stage], repo)
+    assert f"pokedex-scratch-{process.pid}" not in _scratch_dirs()  # the next stage run removed it
+    if stage == "train":
+        killed = [r for r in _mlflow_runs_all(repo) if r.data.tags.get("pokedex.process", "").endswith(f":{process.pid}")]
+        assert [r.info.status for r in killed] == ["KILLED"]
+    compose_params(repo / "params.yaml", TINY, root=repo)
 
 
 @pytest.mark.slow

@@ -18,7 +18,8 @@ from PIL import Image
 
 from pokedex.data.classes import read_class_table
 from pokedex.data.ingest import ingest
-from pokedex.data.pokeapi import cache_dir, fetch_package, file_integrity
+from pokedex.data.pokeapi import fetch_package, file_integrity
+from pokedex.data.sources import cache_dir
 from pokedex.data.preprocess import Processed, preprocess
 from pokedex.data.scenes import SCENE_TEST, TRAIN, background, foreground_mask, scene_image
 from pokedex.data.yolo_format import assign_splits, group_of, write_yolo_dataset

@@ -328,3 +328,27 @@ def test_a_non_image_is_named_so_even_after_ultralytics_patched_pillow(tmp_path)
 
     (tmp_path / "notes.jpg").write_text("plain text")
     assert decode(tmp_path / "notes.jpg", 32, 1, 10**8) == "not an image (no known image format)"
+
+
+def test_a_local_parquet_dataset_is_read_without_the_network_or_the_home_cache(tmp_path, monkeypatch):
+    """No HF_HUB_OFFLINE here (a user's shell): `datasets` still must not reach out (its download-count request)
+    nor lock files under ~/.cache/huggingface when data.hf.path is a local folder."""
+    import socket
+
+    from pokedex.data.sources import open_hf
+
+    path = hf_dataset(hf_rows(2, {"train": 2}, 0), "bytes", tmp_path / "hf")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("POKEDEX_CACHE", str(tmp_path / "cache"))
+    attempts = []
+
+    def refuse(sock, address, *args):
+        attempts.append(address)
+        raise OSError("network is off in this test")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", lambda address, *a, **k: refuse(None, address))
+    splits = open_hf(make_cfg("data=hf", f"data.hf.path={path}").data.hf)
+    assert sum(1 for _ in splits["train"]) == 4
+    assert attempts == []
+    assert list((tmp_path / "cache" / "huggingface").iterdir()), "datasets' cache belongs in the project's cache"

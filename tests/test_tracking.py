@@ -111,3 +111,32 @@ def test_launcher_configs_compose_and_instantiate(launcher, target):
     assert type(instantiate(launcher_cfg)).__name__ == target
     if launcher == "slurm":
         assert launcher_cfg.gpus_per_node == 1 and launcher_cfg.timeout_min == 120
+
+
+def test_a_copied_checkouts_store_uploads_into_the_copy_not_the_original(tmp_path, monkeypatch):
+    """MLflow keeps absolute artifact paths in mlflow.db; a store copied with its checkout is re-pointed."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    original.mkdir()
+    (original / "weights.pt").write_bytes(b"w")
+    made = subprocess.run([sys.executable, "-c", "from pokedex import tracking\n"  # the original checkout's stage
+                           "client, experiment = tracking._client()\n"
+                           "run_id = client.create_run(experiment).info.run_id\n"
+                           "client.log_artifact(run_id, 'weights.pt', 'train')\n"
+                           "print(run_id)"], cwd=original, capture_output=True, text=True, check=True,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{original / 'mlflow.db'}"})
+    run_id = made.stdout.split()[-1]
+    shutil.copytree(original, copy)
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{copy / 'mlflow.db'}")
+    client, experiment = tracking._client()
+    assert client.get_experiment(experiment).artifact_location == (copy / "mlartifacts").as_uri()
+    assert client.get_run(run_id).info.artifact_uri.startswith((copy / "mlartifacts").as_uri() + "/")
+    (copy / "eval.json").write_text("{}")
+    client.log_artifact(run_id, str(copy / "eval.json"), "evaluate")
+    assert list((copy / "mlartifacts").rglob("evaluate/eval.json"))
+    assert not list((original / "mlartifacts").rglob("evaluate"))

@@ -28,7 +28,6 @@ import re
 import shutil
 import subprocess
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,8 +38,9 @@ from omegaconf import DictConfig
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from pokedex.data.classes import ALL_POKEMON
-from pokedex.data.sources import IngestResult
+from pokedex.data.sources import IngestResult, cache_dir
 from pokedex.errors import PokedexError
+from pokedex.process import process_dir
 from pokedex.parallel import parallel_map
 
 log = logging.getLogger(__name__)
@@ -56,13 +56,6 @@ ALTERNATIVES = ("set data.pokeapi.root to a clone of PokeAPI/sprites or an unpac
 
 
 # --- the pinned package ------------------------------------------------------------------------------------
-
-def cache_dir() -> Path:
-    """$POKEDEX_CACHE, else .cache/pokedex under DVC's root (shared by queued experiments' temporary copies)."""
-    if os.environ.get("POKEDEX_CACHE"):
-        return Path(os.environ["POKEDEX_CACHE"])
-    return Path(os.environ.get("DVC_ROOT") or Path.cwd()) / ".cache" / "pokedex"
-
 
 def file_integrity(path: Path, algorithm: str = "sha512") -> str:
     """npm's Subresource-Integrity string of a file: '<algorithm>-<base64 digest>'."""
@@ -98,7 +91,7 @@ def fetch_package(spec: str, integrity: str, cache: Path) -> Path:
     if npm is None:
         raise PokedexError(f"npm is not installed, so data.pokeapi.package={spec} cannot be fetched; install Node.js "
                            f"and npm, or {ALTERNATIVES}.")
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+    with process_dir(cache, "download-") as tmp:  # in the cache: the tarball is moved, not copied, into place
         # the package's own scripts never run; npm's cache stays in ours, not in the home directory
         env = dict(os.environ, npm_config_cache=str(cache / "npm"), npm_config_update_notifier="false",
                    npm_config_fund="false", npm_config_audit="false")

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +73,24 @@ def ingest_folder(cfg: DictConfig, raw_dir: Path, num_classes: int) -> IngestRes
 
 # --- Hugging Face ------------------------------------------------------------------------------------------
 
+def cache_dir() -> Path:
+    """$POKEDEX_CACHE, else .cache/pokedex under DVC's root (shared by queued experiments' temporary copies)."""
+    if os.environ.get("POKEDEX_CACHE"):
+        return Path(os.environ["POKEDEX_CACHE"])
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()) / ".cache" / "pokedex"
+
+
+@contextmanager
+def offline_datasets(datasets) -> Iterator[None]:
+    """A local copy is read without the network: `datasets` would still send its download-count request."""
+    saved = datasets.config.HF_HUB_OFFLINE, datasets.config.HF_UPDATE_DOWNLOAD_COUNTS
+    datasets.config.HF_HUB_OFFLINE, datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = True, False
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = saved
+
+
 def _is_saved_to_disk(path: Path) -> bool:
     return any((path / name).is_file() for name in ("dataset_dict.json", "state.json"))
 
@@ -85,13 +106,17 @@ def open_hf(cfg: DictConfig) -> dict:
     path = str(cfg.path)
     local = Path(path).expanduser()
     streaming = bool(cfg.streaming)
+    # datasets' cache and its locks in ours, not under ~/.cache/huggingface
+    local_kwargs = {"streaming": streaming, "cache_dir": str(cache_dir() / "huggingface")}
     try:
         if local.is_dir() and _is_saved_to_disk(local):
             loaded = datasets.load_from_disk(str(local))  # memory-mapped, never all in RAM
         elif local.is_dir() and any(local.rglob("*.parquet")):
-            loaded = datasets.load_dataset("parquet", data_dir=str(local), streaming=streaming)
+            with offline_datasets(datasets):
+                loaded = datasets.load_dataset("parquet", data_dir=str(local), **local_kwargs)
         elif local.is_dir():
-            loaded = datasets.load_dataset("imagefolder", data_dir=str(local), streaming=streaming)
+            with offline_datasets(datasets):
+                loaded = datasets.load_dataset("imagefolder", data_dir=str(local), **local_kwargs)
         elif local.exists() or path.startswith((".", "/", "~")):
             raise PokedexError(f"data.hf.path={path} is not a dataset folder (save_to_disk output, parquet files "
                                "or an image folder tree).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,8 +23,15 @@ MEMORY_LINE = re.compile(r"^\s*\.?(input|output|data|MODEL|TOTAL)\s+[\d.]+\s+\w+
 
 
 def nncase_python() -> Path:
-    """The nncase venv's interpreter: $POKEDEX_NNCASE_PYTHON, else <project>/.venv-nncase/bin/python."""
-    python = Path(os.environ.get("POKEDEX_NNCASE_PYTHON") or ROOT / ".venv-nncase" / "bin" / "python")
+    """The nncase venv's interpreter: $POKEDEX_NNCASE_PYTHON, else the first .venv-nncase/bin/python found in
+    the project, in DVC_ROOT, or beside the running venv: a queued experiment runs in a temporary copy of the
+    project that has neither venv, with the main checkout's .venv on PATH and in DVC_ROOT."""
+    if os.environ.get("POKEDEX_NNCASE_PYTHON"):
+        candidates = [Path(os.environ["POKEDEX_NNCASE_PYTHON"])]
+    else:
+        homes = [ROOT, Path(os.environ.get("DVC_ROOT") or ROOT), Path(sys.prefix).parent]
+        candidates = [home / ".venv-nncase" / "bin" / "python" for home in homes]
+    python = next((c for c in candidates if c.exists()), candidates[0])
     if not python.exists():
         raise PokedexError(
             f"The nncase environment {python} is missing; install Python 3.10 (e.g. `pyenv install 3.10` or "
