@@ -11,11 +11,6 @@ NNCASE_VENV ?= .venv-nncase
 PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && echo $$p && break; done)
 
-# `dvc exp show` with only what matters: params that differ between experiments, the key metrics always, no
-# dependency hashes (DVC's own --only-changed/--keep/--drop; the regexes match from the start of a name).
-EXP_SHOW_FLAGS ?= --only-changed --drop 'Created|Executor|[^:]*/[^:]*$$' \
-	--keep '(.*:)?(top1|top5|scene_top1|latency_ms|kmodel_bytes|ram_bytes|fits_k210|kmodel_top1)$$'
-
 .PHONY: setup run test test-fast params exps report mlflow-ui clean
 
 setup: $(VENV)/.installed $(NNCASE_VENV)/.installed
@@ -50,7 +45,7 @@ params: setup
 	$(BIN)/pokedex params
 
 exps: setup
-	$(BIN)/dvc exp show --no-pager $(EXP_SHOW_FLAGS)
+	$(BIN)/pokedex exps
 
 report: setup
 	$(BIN)/pokedex report

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from pokedex.config import ROOT
+from pokedex import CHECKOUT as ROOT
 from pokedex.data.pokeapi import fetch_package, ingest_pokeapi
 from pokedex.data.sources import cache_dir
 from pokedex.parallel import worker_count

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pokedex.data.preprocess import preprocess
+from pokedex.data.preprocess import MAX_PIXELS, preprocess
 from pokedex.data.synthetic import make_species, render
 from pokedex.parallel import worker_count
 
@@ -57,7 +57,8 @@ def pil_loop(root: Path, out: Path, size: int) -> int:
 
 def measure_memory(raw: Path, out: Path, size: int) -> None:
     """In a fresh process: run the stage, print peak RSS (MB) of the main process and of its worst worker."""
-    preprocess(raw, out / "stage", out / "manifest.csv", out / "rejects.csv", size=size, quality=95, workers=None)
+    preprocess(raw, out / "stage", out / "manifest.csv", out / "rejects.csv", size=size, quality=95, workers=None,
+               min_size=1, max_pixels=MAX_PIXELS)
     main_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"{main_mb:.0f} {worker_mb:.0f}")
@@ -96,7 +97,8 @@ def main() -> None:
         for workers in (1, None):  # the stage's code on one process, then on every core
             start = time.perf_counter()
             kept, rejected = preprocess(tmp / "raw", tmp / "stage", tmp / "manifest.csv", tmp / "rejects.csv",
-                                        size=args.size, quality=95, workers=workers)
+                                        size=args.size, quality=95, workers=workers,
+                                        min_size=1, max_pixels=MAX_PIXELS)
             seconds[workers] = time.perf_counter() - start
             assert kept + rejected == n
     print(f"files: {n} mixed-size (96-512 px, 1/4 PNG), output {args.size} px, cores: {worker_count(None)}")

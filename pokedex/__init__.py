@@ -1,8 +1,18 @@
 """Pokédex: a reproducible DVC + Hydra pipeline that trains a Pokémon classifier for the Kendryte K210."""
 
 import os
+from pathlib import Path
 
 __version__ = "0.1.0"
+
+# The checkout this package is loaded from (installed editable; a stage runs the copy it sits in).
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def project_dir() -> Path:
+    """Where shared state lives (MLflow store, caches): DVC's root under DVC, which is the main checkout even for
+    queued experiments running in temporary copies; else this checkout."""
+    return Path(os.environ.get("DVC_ROOT") or CHECKOUT).resolve()
 
 # Offline by default: ONNX Runtime (1.2x+) otherwise keeps a telemetry queue and device id in ~/.cache.
 # Set before anything imports onnxruntime; every stage and the CLI import this package first.

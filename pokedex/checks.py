@@ -144,13 +144,16 @@ def changed_params(before: dict, after: dict, watched: list[str]) -> list[str]:
             return {k: v for name, child in value.items() for k, v in leaves(child, f"{key}.{name}").items()}
         return {key: value}
 
+    def shown(value) -> str:
+        return "(absent)" if value is MISSING else repr(value)
+
     changes = []
     for key in watched:
         old, new = leaves(_select(before, key), key), leaves(_select(after, key), key)
         for leaf in sorted(old.keys() | new.keys()):
             a, b = old.get(leaf, MISSING), new.get(leaf, MISSING)
             if a != b:
-                changes.append(f"{leaf}: {'(absent)' if a is MISSING else repr(a)} → {'(absent)' if b is MISSING else repr(b)}")
+                changes.append(f"{leaf}: {shown(a)} → {shown(b)}")
     return changes
 
 

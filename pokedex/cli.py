@@ -10,12 +10,28 @@ from pathlib import Path
 from pokedex.errors import PokedexError
 
 
+def _project_paths() -> dict[str, Path]:
+    """paths: of params.yaml in the project the user stands in (the defaults of every command)."""
+    from pokedex.config import project_paths, project_root
+
+    root = project_root()
+    return project_paths(root)
+
+
 def _predict(args: argparse.Namespace) -> None:
     os.environ.setdefault("YOLO_VERBOSE", "False")  # stdout carries only the predictions
     from pokedex.predict import format_prediction, predict
 
+    try:
+        paths = _project_paths() if args.model is None or args.classes is None else {}
+    except PokedexError as exc:
+        if args.model is None:
+            raise PokedexError(f"{exc} Or pass --model (and --classes).") from None
+        paths = {}  # a model outside any project: the names stored in it
+    model = args.model or paths["weights"]
+    classes = args.classes or (paths["yolo_dataset"] / "classes.txt" if paths else None)
     unreadable = total = 0
-    for image, ranked in predict(args.images, args.model, args.classes, args.imgsz, args.top):  # printed as they come
+    for image, ranked in predict(args.images, model, classes, args.imgsz, args.top):  # printed as they come
         total += 1
         if isinstance(ranked, str):
             unreadable += 1
@@ -23,7 +39,8 @@ def _predict(args: argparse.Namespace) -> None:
         else:
             print(format_prediction(image, ranked), flush=True)
     if unreadable:
-        raise PokedexError(f"{unreadable} of {total} images could not be read (named above); the others were predicted.")
+        raise PokedexError(f"{unreadable} of {total} images could not be read (named above); "
+                           "the others were predicted.")
 
 
 def positive_int(text: str) -> int:
@@ -39,10 +56,20 @@ def _params(args: argparse.Namespace) -> None:
     compose_params(args.output or root / "params.yaml", args.overrides, root=root)
 
 
+def _exps(args: argparse.Namespace) -> None:
+    from pokedex.report import EXP_SHOW_ARGS
+
+    os.execvp("dvc", ["dvc", "exp", "show", "--no-pager", *EXP_SHOW_ARGS, *args.dvc_args])
+
+
 def _report(args: argparse.Namespace) -> None:
     from pokedex.report import write_report
 
-    print(write_report(args.output, names=args.experiments or None))
+    from pokedex.config import project_root
+
+    root = project_root()
+    output = args.output or _project_paths()["experiments_report"]
+    print(write_report(output, repo=str(root), names=args.experiments or None))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,10 +78,11 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("predict", help="print the top classes of each image with names and scores")
     p.add_argument("images", nargs="+", type=Path, help="image files, or folders of them")
-    p.add_argument("--model", type=Path, default=Path("models/train/weights/best.pt"),
-                   help="PyTorch .pt or exported .onnx (default: %(default)s)")
-    p.add_argument("--classes", type=Path, default=Path("data/yolo_dataset/classes.txt"),
-                   help="one class name per line, line number = class id (default: %(default)s)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="PyTorch .pt or exported .onnx (default: paths.weights of params.yaml)")
+    p.add_argument("--classes", type=Path, default=None,
+                   help="one class name per line, line number = class id (default: the dataset's classes.txt; "
+                        "else the names stored in the model)")
     p.add_argument("--imgsz", type=positive_int, default=None, help="input size (default: the model's own)")
     p.add_argument("--top", type=positive_int, default=5, help="how many classes to print (default: %(default)s)")
     p.set_defaults(func=_predict)
@@ -64,13 +92,19 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--output", type=Path, default=None, help="default: params.yaml of the project you are in")
     c.set_defaults(func=_params)
 
+    e = sub.add_parser("exps", help="`dvc exp show` with the key metrics and only the params that differ; "
+                       "other `dvc exp show` options pass through (e.g. --md)")
+    e.set_defaults(func=_exps)
+
     r = sub.add_parser("report", help="write a self-contained HTML page comparing the DVC experiments (offline)")
     r.add_argument("experiments", nargs="*", help="experiment names or revs (default: those `dvc exp show` lists)")
-    r.add_argument("-o", "--output", type=Path, default=Path("reports/experiments.html"),
-                   help="HTML file to write (default: %(default)s)")
+    r.add_argument("-o", "--output", type=Path, default=None,
+                   help="HTML file to write (default: paths.experiments_report of params.yaml)")
     r.set_defaults(func=_report)
 
-    args = parser.parse_args(argv)
+    args, args.dvc_args = parser.parse_known_args(argv)
+    if args.dvc_args and args.command != "exps":
+        parser.error(f"unrecognized arguments: {' '.join(args.dvc_args)}")
     try:
         args.func(args)
     except PokedexError as exc:

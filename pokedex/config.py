@@ -4,17 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from dvc.utils.hydra import compose_and_dump
 
+from pokedex import CHECKOUT
 from pokedex.errors import PokedexError
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def compose_params(output: Path, overrides: list[str] | None = None, root: Path = ROOT) -> None:
+def compose_params(output: Path, overrides: list[str] | None = None, root: Path = CHECKOUT) -> None:
     """Write params.yaml = composition of root/conf/config.yaml with the given Hydra overrides."""
     root = root.resolve()  # Hydra wants an absolute config dir
     compose_and_dump(output, str(root / "conf"), None, "config", str(root), list(overrides or []))
+
+
+class Paths(dict):
+    """paths: of a params.yaml; a key it lacks (a params.yaml older than conf/) is a one-sentence error."""
+
+    def __missing__(self, key: str) -> Path:
+        raise PokedexError(f"params.yaml has no paths.{key}; compose it again from conf/ with `pokedex params` "
+                           "(or `make params`).")
+
+
+def project_paths(root: Path) -> Paths:
+    """The `paths:` of root/params.yaml, as absolute paths: the one place that says where stages write."""
+    params = root / "params.yaml"
+    if not params.is_file():
+        raise PokedexError(f"{params} is missing; compose it with `pokedex params` (or `make params`).")
+    paths = (yaml.safe_load(params.read_text(encoding="utf-8")) or {}).get("paths") or {}
+    return Paths({key: root / value for key, value in paths.items()})
 
 
 def project_root(start: Path | None = None) -> Path:

@@ -19,24 +19,17 @@ import numpy as np
 from PIL import Image
 
 from pokedex.data.scenes import SCENE_TEST, scene_image
+from pokedex.data.classes import class_label
+from pokedex.data.dataset import class_names, test_images
 from pokedex.data.yolo_format import test_split_summary
 from pokedex.errors import PokedexError
-from pokedex.io import class_label, write_csv
-from pokedex.ultra import ultralytics_data, ultralytics_offline
+from pokedex.io import write_csv
+from pokedex.ultra import load_model, ultralytics_data
 
 log = logging.getLogger(__name__)
 
 NO_DETECTION = -1  # predicted class of a detector that found no box
 NO_DETECTION_LABEL = "(no detection)"
-
-
-def test_images(dataset_dir: Path) -> tuple[list[Path], np.ndarray]:
-    """Test images and their 0-based class ids, read from the YOLO label files."""
-    images = sorted((dataset_dir / "images" / "test").glob("*.jpg"))
-    if not images:
-        raise PokedexError(f"{dataset_dir / 'images' / 'test'} has no images; run the yolo-format stage first.")
-    labels = [int((dataset_dir / "labels" / "test" / f"{p.stem}.txt").read_text().split()[0]) for p in images]
-    return images, np.asarray(labels)
 
 
 def ranked_classes(result, k: int = 5) -> list[int]:
@@ -124,13 +117,10 @@ def scene_test(model, images: list[Path], imgsz: int, eval_cfg) -> list[list[int
 
 
 def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Path) -> dict:
-    ultralytics_offline()
-    from ultralytics import YOLO
-
     if not weights.is_file():
         raise PokedexError(f"{weights} is missing; run the train stage first (dvc repro train).")
-    model = YOLO(str(weights))
-    names = (dataset_dir / "classes.txt").read_text(encoding="utf-8").splitlines()
+    model = load_model(weights)
+    names = class_names(dataset_dir)
     images, truth = test_images(dataset_dir)
     device = eval_cfg.device
     ranked = predict_ranked(model, images, imgsz, eval_cfg)

@@ -15,21 +15,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from pokedex.data.dataset import load_uint8
 from pokedex.errors import PokedexError
-from pokedex.ultra import ultralytics_offline
+from pokedex.ultra import load_model
 
 log = logging.getLogger(__name__)
-
-
-def load_uint8(paths: list[Path], size: int) -> np.ndarray:
-    """uint8 NCHW RGB at the model's input size (what the K210's camera hands its KPU, too)."""
-    arrays = []
-    for path in paths:
-        with Image.open(path) as img:
-            arrays.append(np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)))
-    return np.stack(arrays).transpose(0, 3, 1, 2).copy()
 
 
 def load_input(path: Path, imgsz: int) -> np.ndarray:
@@ -46,17 +37,14 @@ def top1_class(output: np.ndarray) -> int:
 
 
 def export_onnx(weights: Path, imgsz: int, opset: int, simplify: bool, onnx_out: Path) -> Path:
-    ultralytics_offline()
-    from ultralytics import YOLO
-
     if not weights.is_file():
         raise PokedexError(f"{weights} is missing; run the train stage first (dvc repro train).")
     # Ultralytics writes the .onnx next to the .pt; work on a copy so the train stage's output stays untouched.
     with tempfile.TemporaryDirectory() as tmp:
         pt = Path(tmp) / "model.pt"
         shutil.copyfile(weights, pt)
-        exported = YOLO(str(pt)).export(format="onnx", imgsz=imgsz, opset=opset, simplify=simplify,
-                                        dynamic=False, batch=1, device="cpu")
+        exported = load_model(pt).export(format="onnx", imgsz=imgsz, opset=opset, simplify=simplify,
+                                         dynamic=False, batch=1, device="cpu")
         onnx_out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(exported, onnx_out)
     return onnx_out
@@ -64,13 +52,10 @@ def export_onnx(weights: Path, imgsz: int, opset: int, simplify: bool, onnx_out:
 
 def parity(weights: Path, onnx_path: Path, images: list[Path], imgsz: int) -> dict:
     """Compare PyTorch and ONNX Runtime on the same inputs (CPU, batch 1)."""
-    import onnxruntime as ort  # before anything that might load nncase (see DESIGN.md)
+    import onnxruntime as ort  # nncase never loads in this process: importing both crashes (pokedex/deploy/k210.py)
     import torch
 
-    ultralytics_offline()
-    from ultralytics import YOLO
-
-    torch_model = YOLO(str(weights)).model.float().eval()
+    torch_model = load_model(weights).model.float().eval()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
     max_diff, agree, t_torch, t_onnx = 0.0, 0, 0.0, 0.0

@@ -1,4 +1,4 @@
-"""Small file helpers shared by the stages."""
+"""CSV as every stage writes it."""
 
 from __future__ import annotations
 
@@ -14,8 +14,3 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> No
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
-
-
-def class_label(class_id: int, name: str) -> str:
-    """How a class is shown to people: its Pokédex id and name, e.g. '0025 Pikachu' for class_id 24."""
-    return f"{class_id + 1:04d} {name}"

@@ -5,19 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from pokedex.data.classes import class_label, national_dex
 from pokedex.data.preprocess import MAX_PIXELS, decode
 from pokedex.errors import PokedexError
 from pokedex.evaluate import NO_DETECTION, NO_DETECTION_LABEL
-from pokedex.io import class_label
-from pokedex.ultra import ultralytics_offline
+from pokedex.ultra import load_model
 
 
-def class_labels(classes_file: Path, model_names: dict[int, str]) -> dict[int, str]:
+def class_labels(classes_file: Path | None, model_names: dict[int, str]) -> dict[int, str]:
     """'0025 Pikachu' style labels: from classes.txt when present, else the names stored in the model."""
-    if classes_file.is_file():
+    if classes_file is not None and classes_file.is_file():
         names = classes_file.read_text(encoding="utf-8").splitlines()
         return {i: class_label(i, n) for i, n in enumerate(names)}
-    return {i: class_label(i, n) for i, n in model_names.items()}
+    # a classifier stores its class folders' names: dex ids, named from the shipped table
+    dex = national_dex()
+    return {i: class_label(i, dex.get(int(n), n) if str(n).isdigit() else n) for i, n in model_names.items()}
 
 
 def image_files(paths: list[Path]) -> list[Path]:
@@ -33,31 +35,29 @@ def image_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def load_model(model_path: Path):
+def open_model(model_path: Path):
+    """The model, or one sentence saying why it cannot be used."""
     if not model_path.is_file():
         raise PokedexError(f"model {model_path} does not exist; train one with `dvc repro` or pass --model.")
-    ultralytics_offline()
-    from ultralytics import YOLO
-
     try:
-        return YOLO(str(model_path), task=None)
+        return load_model(model_path)
     except Exception as exc:  # noqa: BLE001 - any loader failure means the same to the user
         raise PokedexError(f"could not load model {model_path} ({type(exc).__name__}: {exc}); pass --model a .pt from "
                            "the train stage or an .onnx from export-onnx.") from None
 
 
-def predict(images: list[Path], model_path: Path, classes_file: Path, imgsz: int | None = None, top: int = 5,
+def predict(images: list[Path], model_path: Path, classes_file: Path | None, imgsz: int | None = None, top: int = 5,
             max_pixels: int = MAX_PIXELS) -> Iterator[tuple[Path, list[tuple[str, float]] | str]]:
     """For each image, its `top` (label, score) pairs, best first, or the reason it could not be read.
 
     The model and the paths are checked at once; images are decoded as preprocess decodes them (so a 48 KB
     PNG declaring 20000x20000 pixels is refused from its header, never decoded) and predicted one by one.
     """
-    model, files = load_model(model_path), image_files(images)
+    model, files = open_model(model_path), image_files(images)
     return _predictions(model, files, classes_file, imgsz, top, max_pixels)
 
 
-def _predictions(model, files: list[Path], classes_file: Path, imgsz: int | None, top: int, max_pixels: int):
+def _predictions(model, files: list[Path], classes_file: Path | None, imgsz: int | None, top: int, max_pixels: int):
     kwargs = {"imgsz": imgsz} if imgsz else {}
     labels = None
     for image in files:

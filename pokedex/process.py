@@ -134,7 +134,8 @@ def scratch_dir() -> Iterator[Path]:
 
 def lock_dir(root: Path) -> Path:
     """Beside DVC's own locks (.dvc/tmp, ignored by git) when the project is a DVC repository."""
-    return root / ".dvc" / "tmp" / "pokedex-locks" if (root / ".dvc").is_dir() else Path(tempfile.gettempdir()) / "pokedex-locks"
+    base = root / ".dvc" / "tmp" if (root / ".dvc").is_dir() else Path(tempfile.gettempdir())
+    return base / "pokedex-locks"
 
 
 @contextmanager

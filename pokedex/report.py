@@ -2,8 +2,9 @@
 
 DVC's own `dvc plots` HTML loads its charting library from a CDN and is blank without network. This page
 takes the same data through DVC's API (`dvc.api.exp_show` for params and metrics, `dvc.api.read` for each
-experiment's `results.csv` and confusion matrix from the DVC cache), draws the curves with matplotlib and
-inlines every image as base64: no script, no link, nothing to fetch.
+experiment's `results.csv` and `predictions.csv`), draws the curves with matplotlib and inlines every image
+as base64: no script, no link, nothing to fetch. Instead of a confusion matrix (unreadable from 150 classes
+up) it shows each experiment's most-confused species pairs and worst classes, with a picture of each.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import csv
 import html
 import io
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pokedex.config import project_paths
 from pokedex.errors import PokedexError
 
 log = logging.getLogger(__name__)
 
-RESULTS = "models/train/results.csv"
-CONFUSION = "reports/eval/confusion_matrix.png"
+TOP_PAIRS = 12     # most-confused (actual, predicted) pairs shown per experiment
+WORST_CLASSES = 12
 # (column in `dvc exp show`, heading, scale): the metrics that matter for this project
 KEY_METRICS = [
     ("top1", "test top-1", 1), ("top5", "test top-5", 1), ("scene_top1", "scene top-1", 1),
@@ -29,6 +32,10 @@ KEY_METRICS = [
     ("kmodel_bytes", "kmodel MB", 1e-6), ("ram_bytes", "K210 RAM MB", 1e-6), ("fits_k210", "fits K210", 1),
     ("kmodel_top1", "kmodel top-1", 1),
 ]
+# `dvc exp show` with only what matters: params that differ, the key metrics always, no dependency hashes
+# (DVC's own --only-changed/--keep/--drop; the regexes match from the start of a column name).
+EXP_SHOW_ARGS = ["--only-changed", "--drop", "Created|Executor|[^:]*/[^:]*$",
+                 "--keep", f"(.*:)?({'|'.join(key for key, _, _ in KEY_METRICS)})$"]
 CURVES = [("metrics/accuracy_top1", "validation top-1"), ("val/loss", "validation loss"), ("train/loss", "train loss")]
 INFO_COLUMNS = {"Experiment", "rev", "typ", "Created", "parent", "State", "Executor"}
 
@@ -39,7 +46,8 @@ class Experiment:
     rev: str | None  # None: the workspace
     row: dict
     curves: dict[str, list[float]] = field(default_factory=dict)
-    confusion_png: bytes | None = None
+    predictions: list[tuple[str, str]] = field(default_factory=list)  # (actual, predicted) per test image
+    examples: dict[str, str] = field(default_factory=dict)  # 'NNNN' -> the name of one of its test images
 
 
 def _read(path: str, repo: str, rev: str | None, mode: str = "r"):
@@ -66,6 +74,8 @@ def load_experiments(repo: str = ".", names: list[str] | None = None) -> list[Ex
     except Exception as exc:  # noqa: BLE001 - e.g. not a DVC repository
         raise PokedexError(f"cannot list the experiments of {Path(repo).resolve()} ({exc}); run `pokedex report` "
                            "inside the project's git + DVC checkout.") from exc
+    root = Path(repo).resolve()
+    paths = {key: path.relative_to(root).as_posix() for key, path in project_paths(root).items()}  # as DVC names them
     experiments = []
     for row in rows:
         if row.get("top1") is None:  # queued, running or failed: nothing to compare yet
@@ -75,9 +85,13 @@ def load_experiments(repo: str = ".", names: list[str] | None = None) -> list[Ex
             continue
         rev = None if row["rev"] == "workspace" else row["rev"]
         exp = Experiment(name, rev, row)
-        if (results := _read(RESULTS, repo, rev)) is not None:
+        if (results := _read(f"{paths['train_run']}/results.csv", repo, rev)) is not None:
             exp.curves = parse_results(results)
-        exp.confusion_png = _read(CONFUSION, repo, rev, mode="rb")
+        if (predictions := _read(f"{paths['eval_reports']}/predictions.csv", repo, rev)) is not None:
+            rows = list(csv.DictReader(io.StringIO(predictions)))
+            exp.predictions = [(r["actual"], r["predicted"]) for r in rows]
+            for r in rows:
+                exp.examples.setdefault(r["actual"][:4], r["image"])
         experiments.append(exp)
     if len(experiments) > 1 and _same(experiments[0].row, experiments[1].row):
         experiments.pop(0)  # the workspace holds nothing HEAD does not
@@ -89,18 +103,80 @@ def load_experiments(repo: str = ".", names: list[str] | None = None) -> list[Ex
     return experiments
 
 
+def confused_pairs(predictions: list[tuple[str, str]], top: int = TOP_PAIRS) -> list[tuple[str, str, int, int]]:
+    """(actual, predicted, times, test images of actual) for the most frequent mistakes, most first."""
+    totals = Counter(actual for actual, _ in predictions)
+    mistakes = Counter((a, p) for a, p in predictions if a != p)
+    ranked = sorted(mistakes.items(), key=lambda item: (-item[1], item[0]))[:top]
+    return [(a, p, n, totals[a]) for (a, p), n in ranked]
+
+
+def worst_classes(predictions: list[tuple[str, str]], top: int = WORST_CLASSES) -> list[tuple[str, int, int]]:
+    """(class, right, test images) for the classes with the lowest top-1, lowest first."""
+    totals = Counter(actual for actual, _ in predictions)
+    right = Counter(a for a, p in predictions if a == p)
+    return sorted(((c, right[c], n) for c, n in totals.items()), key=lambda t: (t[1] / t[2], t[0]))[:top]
+
+
+def thumbnails(dataset_images: Path) -> dict[str, str]:
+    """'NNNN' -> one image of that species from the workspace dataset, as a data URI (test split first)."""
+    found: dict[str, str] = {}
+    for split in ("test", "validation", "train"):
+        for image in sorted((dataset_images / split).glob("*.jpg")) if (dataset_images / split).is_dir() else []:
+            found.setdefault(image.name[:4], f"data:image/jpeg;base64,{base64.b64encode(image.read_bytes()).decode()}")
+    return found
+
+
+def shown_species(exp: Experiment) -> set[str]:
+    pairs = confused_pairs(exp.predictions)
+    return {label[:4] for a, p, _, _ in pairs for label in (a, p)} | {c[:4] for c, _, _ in worst_classes(exp.predictions)}
+
+
+def fill_thumbnails(thumbs: dict[str, str], experiments: list[Experiment], repo: str, test_images: str) -> None:
+    """Species shown but absent from the workspace's dataset (e.g. after queued runs only): one test image each,
+    read from the experiment's own outputs in the DVC cache."""
+    for exp in experiments:
+        for dex_id in sorted(shown_species(exp) - set(thumbs)):
+            if dex_id in exp.examples and (data := _read(f"{test_images}/{exp.examples[dex_id]}", repo, exp.rev, "rb")):
+                thumbs[dex_id] = f"data:image/jpeg;base64,{base64.b64encode(data).decode()}"
+
+
+def _species(label: str, thumbs: dict[str, str]) -> str:
+    image = thumbs.get(label[:4])
+    picture = f"<img class='thumb' alt='' src='{image}'>" if image else ""
+    return f"<span class='species'>{picture}{html.escape(label)}</span>"
+
+
+def confusion_section(exp: Experiment, thumbs: dict[str, str], matrix_file: str) -> str:
+    """What a user can act on at hundreds of classes: the most-confused pairs and the worst classes."""
+    if not exp.predictions:
+        return f"<h3>{html.escape(exp.name)}</h3><p>No predictions found.</p>"
+    pairs = "".join(f"<tr><td>{_species(a, thumbs)}</td><td>{_species(p, thumbs)}</td><td>{n} of {total}</td></tr>"
+                    for a, p, n, total in confused_pairs(exp.predictions))
+    worst = "".join(f"<tr><td>{_species(c, thumbs)}</td><td>{right} of {n}</td></tr>"
+                    for c, right, n in worst_classes(exp.predictions))
+    return (f"<h3>{html.escape(exp.name)}</h3><div class='side'>"
+            f"<table><caption>Most confused (test split)</caption><thead><tr><th>actual</th><th>taken for</th>"
+            f"<th>images</th></tr></thead><tbody>{pairs or '<tr><td colspan=3>no mistakes</td></tr>'}</tbody></table>"
+            f"<table><caption>Worst classes</caption><thead><tr><th>class</th><th>right</th></tr></thead>"
+            f"<tbody>{worst}</tbody></table></div>"
+            + (f"<p class='note'>The full confusion matrix: <code>{html.escape(matrix_file)}</code> "
+               f"(and <code>dvc plots show</code>).</p>" if matrix_file else ""))
+
+
 def _same(a: dict, b: dict) -> bool:
-    return all(a.get(k) == b.get(k) for k in set(a) | set(b) if k not in INFO_COLUMNS)
+    return all(a.get(k) == b.get(k) for k in set(a) | set(b) if k not in INFO_COLUMNS and not k.startswith("paths."))
 
 
 def changed_params(experiments: list[Experiment], repo: str = ".") -> list[str]:
-    """Param columns whose value differs between the experiments (what `dvc exp show --only-changed` keeps)."""
+    """Param columns whose value differs between the experiments (what `dvc exp show --only-changed` keeps),
+    except where the stages write (paths.*), which is no experiment's choice."""
     import dvc.api
 
     from pokedex.tracking import flatten
 
     names = flatten(dvc.api.params_show(repo=repo))
-    return [k for k in names if len({str(e.row.get(k)) for e in experiments}) > 1]
+    return [k for k in names if not k.startswith("paths.") and len({str(e.row.get(k)) for e in experiments}) > 1]
 
 
 def _png(fig) -> str:
@@ -139,7 +215,8 @@ def _cell(value, scale: float = 1) -> str:
     return html.escape(str(value))
 
 
-def render(experiments: list[Experiment], params: list[str]) -> str:
+def render(experiments: list[Experiment], params: list[str], thumbs: dict[str, str] | None = None,
+           matrix_file: str = "") -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in
                    ["experiment", "rev", *(h for _, h, _ in KEY_METRICS), *params])
     body = "".join(
@@ -147,11 +224,7 @@ def render(experiments: list[Experiment], params: list[str]) -> str:
         + "".join(f"<td>{_cell(e.row.get(k), s)}</td>" for k, _, s in KEY_METRICS)
         + "".join(f"<td>{_cell(e.row.get(k))}</td>" for k in params) + "</tr>"
         for e in experiments)
-    confusions = "".join(
-        f"<figure><img alt='confusion matrix of {html.escape(e.name)}' "
-        f"src='data:image/png;base64,{base64.b64encode(e.confusion_png).decode()}'>"
-        f"<figcaption>{html.escape(e.name)}</figcaption></figure>"
-        for e in experiments if e.confusion_png)
+    confusions = "".join(confusion_section(e, thumbs or {}, matrix_file) for e in experiments)
     curves = (f"<img alt='training curves' src='data:image/png;base64,{curves_png(experiments)}'>"
               if any(e.curves for e in experiments) else "<p>No training curves found.</p>")
     return f"""<!doctype html>
@@ -161,8 +234,11 @@ body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; font-size: 14px; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
 th {{ background: #f0f0f0; }} td:first-child, td:nth-child(2) {{ text-align: left; }}
-figure {{ display: inline-block; margin: 0 1em 1em 0; }} figure img {{ max-width: 560px; }}
 img {{ max-width: 100%; }}
+.side {{ display: flex; gap: 2em; align-items: flex-start; }} caption {{ font-weight: bold; text-align: left; }}
+.side th, .side td {{ text-align: left; }} .side td:last-child {{ text-align: right; }}
+.species {{ display: inline-flex; align-items: center; gap: 6px; }} .thumb {{ width: 40px; height: 40px; }}
+.note {{ color: #666; font-size: 13px; }}
 </style></head><body>
 <h1>Pokédex experiments</h1>
 <p>{len(experiments)} experiment(s); params listed are those that differ between them.</p>
@@ -170,15 +246,21 @@ img {{ max-width: 100%; }}
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <h2>Training curves</h2>
 {curves}
-<h2>Confusion matrices (test split)</h2>
-{confusions or "<p>No confusion matrix found.</p>"}
+<h2>Confusions (test split)</h2>
+{confusions}
 </body></html>
 """
 
 
 def write_report(output: Path, repo: str = ".", names: list[str] | None = None) -> Path:
     experiments = load_experiments(repo, names)
+    paths = project_paths(Path(repo).resolve())
+    thumbs = thumbnails(paths["yolo_dataset"] / "images")
+    dataset = paths["yolo_dataset"].relative_to(Path(repo).resolve()).as_posix()
+    fill_thumbnails(thumbs, experiments, repo, f"{dataset}/images/test")
+    matrix = (paths["eval_reports"] / "confusion_matrix.png").relative_to(Path(repo).resolve()).as_posix()
+    page = render(experiments, changed_params(experiments, repo), thumbs, matrix)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(experiments, changed_params(experiments, repo)), encoding="utf-8")
+    output.write_text(page, encoding="utf-8")
     log.info("report: %d experiments -> %s", len(experiments), output)
     return output

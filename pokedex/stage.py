@@ -21,12 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from pokedex.checks import changed_params, check_params, read_params, stage_params
 from pokedex.errors import PokedexError
+from pokedex.hydra_job import multirun_job
 from pokedex.process import (Stopped, lock_dir, output_locks, raise_if_stopped, scratch_dir, stop_on_signals,
                              stop_with_dvc)
 
@@ -53,13 +52,6 @@ def hydra_argv(argv: list[str], root: Path, name: str = "stage") -> list[str]:
     given = {arg.split("=", 1)[0].lstrip("+~") for arg in argv}
     # the flag first: Hydra's argparse takes no flag between its positional overrides
     return multirun[:1] + [f"{k}={v}" for k, v in settings.items() if k not in given] + argv
-
-
-def multirun_job():
-    """Hydra's config of this multirun job (`python -m stages.train -m ...`), or None outside a multirun."""
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return HydraConfig.get()
-    return None
 
 
 def redirect_outputs(cfg: DictConfig, writes: tuple[str, ...], job_dir: Path) -> None:

@@ -1,9 +1,6 @@
 """MLflow tracking: every stage run lands in one MLflow run per DVC experiment, and never fails a stage.
 
-Store: `MLFLOW_TRACKING_URI` when set (a team's tracking server), else `sqlite:///<repo>/mlflow.db` with
-artifacts in `<repo>/mlartifacts`. `<repo>` is `DVC_ROOT`, which DVC points at the main checkout even for
-queued experiments that run in temporary copies, so they all land in the same store. One experiment per
-project (`pokedex`, or `MLFLOW_EXPERIMENT_NAME`); runs are named after the DVC experiment (`DVC_EXP_NAME`).
+Which store and experiment: pokedex/mlflow_store.py. Runs are named after the DVC experiment (`DVC_EXP_NAME`).
 
 train opens the run and logs the flattened params, per-epoch metrics and the weights; evaluate, export-onnx
 and compile-kmodel add their metrics and files to the run that trained the same weights (found by the
@@ -27,11 +24,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from pokedex import mlflow_store
+from pokedex.hydra_job import multirun_job
 from pokedex.process import pid_alive
-from pokedex.stage import multirun_job
 
-ROOT = Path(__file__).resolve().parent.parent
-EXPERIMENT = "pokedex"
 WEIGHTS_TAG = "pokedex.weights_md5"
 PROCESS_TAG = "pokedex.process"  # host:pid of the stage that opened the run
 MAX_PARAMS_PER_CALL = 100  # MLflow's log_batch limit
@@ -51,22 +47,6 @@ def _warn_once(what: str, exc: BaseException) -> None:
 
 def enabled() -> bool:
     return os.environ.get("POKEDEX_TRACKING", "on").lower() not in {"off", "0", "false", "no"}
-
-
-def repo_root() -> Path:
-    return Path(os.environ.get("DVC_ROOT") or ROOT).resolve()
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
-
-
-def artifact_location(uri: str) -> str | None:
-    """Artifacts of a SQLite store go beside the database file (MLflow would put them under ./mlruns of
-    whichever directory the stage runs in: a temporary copy for queued experiments). A server decides itself."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
-    return None
 
 
 def run_name() -> str:
@@ -147,40 +127,6 @@ class Run:
         self.safely("closing the run", lambda c: c.set_terminated(self.run_id, status))
 
 
-def _client():
-    """The MLflow client on our store and the project's experiment id (created on first use)."""
-    for name in ("alembic", "mlflow.store.db.utils"):  # the SQLite store's schema set-up, at INFO level
-        logging.getLogger(name).setLevel(logging.WARNING)
-    from mlflow import MlflowClient
-
-    uri = tracking_uri()
-    client = MlflowClient(tracking_uri=uri)
-    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        follow_moved_store(uri, experiment.experiment_id, experiment.artifact_location)
-        return client, experiment.experiment_id
-    return client, client.create_experiment(name, artifact_location=artifact_location(uri))
-
-
-def follow_moved_store(uri: str, experiment_id: str, stored: str) -> None:
-    """A SQLite store copied or moved with its checkout still names the old checkout's mlartifacts/ (MLflow
-    stores absolute paths), so artifacts would be uploaded there: point the experiment and its runs here.
-
-    MLflow has no API to change an experiment's artifact location; these two columns of its schema are it.
-    """
-    wanted = artifact_location(uri)
-    if wanted is None or stored == wanted or not stored.startswith("file://"):
-        return
-    import sqlite3
-
-    with sqlite3.connect(uri.removeprefix("sqlite:///")) as db:
-        db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?", (wanted, experiment_id))
-        db.execute("UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) WHERE experiment_id = ? AND "
-                   "substr(artifact_uri, 1, ?) = ?", (wanted, len(stored) + 1, experiment_id, len(stored), stored))
-    log.info("MLflow store %s was made in another checkout; its artifacts now go to %s", uri, wanted)
-
-
 def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -215,7 +161,7 @@ def open_run(stage: str, cfg: DictConfig, weights: Path | None = None) -> Run:
     if not enabled():
         return Run()
     try:
-        client, experiment_id = _client()
+        client, experiment_id = mlflow_store.client()
         params = flatten(cfg)
         tags: dict[str, str] = {}
         if weights is None or not weights.is_file():

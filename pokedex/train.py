@@ -18,7 +18,7 @@ from pokedex import tracking
 from pokedex.augment import scene_trainer
 from pokedex.errors import PokedexError
 from pokedex.parallel import worker_count
-from pokedex.ultra import ultralytics_data, ultralytics_offline
+from pokedex.ultra import load_model, ultralytics_data, ultralytics_offline
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,9 @@ CHANGEABLE_ON_RESUME = {"device", "workers", "cache", "plots"}  # where and how 
 def build_model(model_cfg: DictConfig):
     """A fresh model from a bundled architecture YAML, optionally initialised from a local .pt."""
     ultralytics_offline()
-    from ultralytics import YOLO
     from ultralytics.nn.modules.head import Classify
 
-    from pokedex.models import register, resolve_arch
+    from pokedex.models import resolve_arch
 
     task = model_cfg.task
     if task not in TASKS:
@@ -43,9 +42,8 @@ def build_model(model_cfg: DictConfig):
     if not str(model_cfg.arch).endswith(".yaml"):
         raise PokedexError(f"model.arch={model_cfg.arch!r} must be a model YAML (e.g. yolov8n-cls.yaml, k210n-cls.yaml); "
                            "use model.weights for a local .pt file.")
-    register()
     try:
-        model = YOLO(resolve_arch(str(model_cfg.arch)), task=task)
+        model = load_model(resolve_arch(str(model_cfg.arch)), task=task)
     except FileNotFoundError as exc:
         raise PokedexError(f"model.arch={model_cfg.arch!r} is neither a bundled Ultralytics YAML, one of pokedex/arch/, "
                            f"nor a file: {exc}") from exc
@@ -121,17 +119,12 @@ def use_every_core(trainer) -> None:
 def resumable(run_dir: Path, args: dict):
     """`train.resume=true`: the model in run_dir/weights/last.pt of an interrupted training, if that training had
     the same params (Ultralytics resumes with the checkpoint's own arguments, whatever params.yaml says)."""
-    from ultralytics import YOLO
-
-    from pokedex.models import register
-
-    register()  # the checkpoint's architecture may use our modules (SlimClassify)
     last = run_dir / "weights" / "last.pt"
     if not last.is_file():
         raise PokedexError(f"train.resume=true, but {last} does not exist: nothing to resume (`dvc repro` deletes the "
                            "outputs it reruns; resume with `python -m stages.train train.resume=true`), or set "
                            "train.resume=false to start afresh.")
-    model = YOLO(str(last))
+    model = load_model(last)
     saved = getattr(model, "ckpt", None) or {}
     if not saved.get("optimizer"):
         raise PokedexError(f"{last} is from a training that finished; nothing to resume: set train.resume=false.")

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = ROOT / ".ultralytics"
+from pokedex import CHECKOUT
+
+CONFIG_DIR = CHECKOUT / ".ultralytics"
 
 
 def ultralytics_offline():
@@ -51,6 +52,18 @@ def ultralytics_offline():
     if any(SETTINGS.get(k) != v for k, v in wanted.items()):
         SETTINGS.update(wanted)
     return ultralytics
+
+
+def load_model(source: str | Path, task: str | None = None):
+    """An Ultralytics model from a .pt, an .onnx or a model YAML: Ultralytics kept offline, our layers registered
+    (a checkpoint or YAML may use pokedex/models.py's SlimClassify)."""
+    ultralytics_offline()
+    from ultralytics import YOLO
+
+    from pokedex.models import register
+
+    register()
+    return YOLO(str(source), task=task)
 
 
 @contextmanager

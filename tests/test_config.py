@@ -1,8 +1,11 @@
-"""params.yaml, conf/ and dvc.yaml agree with each other."""
+"""params.yaml, conf/ and dvc.yaml agree with each other; `pokedex params`; the multirun launcher configs."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from pokedex.config import compose_params
@@ -83,3 +86,24 @@ def test_pokedex_params_writes_the_params_of_the_project_it_is_run_in(tmp_path):
     assert (ROOT / "params.yaml").read_text() == before
     outside = subprocess.run([sys.executable, "-m", "pokedex.cli", "params"], cwd=tmp_path, capture_output=True, text=True)
     assert outside.returncode == 1 and "is not inside a Pokédex project (no conf/config.yaml here or above)" in outside.stderr
+
+
+def launcher_config(name: str):
+    with initialize_config_dir(str(ROOT), version_base="1.3"):
+        cfg = compose("params", return_hydra_config=True,
+                      overrides=[f"hydra.searchpath=[file://{ROOT / 'conf'}]", f"hydra/launcher={name}"])
+    return cfg.hydra.launcher
+
+
+def test_local_launcher_is_hydras_basic_one():
+    # Hydra refuses to instantiate its own internal classes from a config; it builds this one itself.
+    assert launcher_config("local")._target_ == "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
+
+@pytest.mark.parametrize("launcher, target", [("parallel", "JoblibLauncher"), ("slurm", "SlurmLauncher")])
+def test_launcher_configs_compose_and_instantiate(launcher, target):
+    """The stages' multirun launchers (conf/hydra/launcher/); SLURM has no cluster here, so this is its test."""
+    launcher_cfg = launcher_config(launcher)
+    assert type(instantiate(launcher_cfg)).__name__ == target
+    if launcher == "slurm":
+        assert launcher_cfg.gpus_per_node == 1 and launcher_cfg.timeout_min == 120

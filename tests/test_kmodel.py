@@ -10,6 +10,8 @@ import pytest
 from pokedex.deploy.k210 import compile_kmodel, nncase_python, parse_memory_summary, simulate
 from pokedex.errors import PokedexError
 
+from .conftest import needs_nncase
+
 SUMMARY = """SUMMARY
 MEMORY USAGES
 .input	  27.00 KB	(27648 B)
@@ -43,6 +45,7 @@ def _colour_images(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.nda
 
 
 @pytest.mark.slow
+@needs_nncase
 def test_constructed_classifier_agrees_between_onnxruntime_and_the_k210_simulator(tmp_path, monkeypatch):
     import onnx
     import onnxruntime as ort
@@ -87,6 +90,7 @@ def test_constructed_classifier_agrees_between_onnxruntime_and_the_k210_simulato
 
 
 @pytest.mark.slow
+@needs_nncase
 def test_k210_architecture_with_1025_classes_fits_the_chip(tmp_path):
     """model=k210n-cls at 1025 classes and 224 px: kmodel <= 3 MB and nncase's total memory <= 6 MB."""
     from pokedex.export import export_onnx
@@ -108,6 +112,7 @@ def test_k210_architecture_with_1025_classes_fits_the_chip(tmp_path):
 
 
 @pytest.mark.slow
+@needs_nncase
 def test_compile_kmodel_stage_bundle_report_and_budget_gate(tmp_path, tiny_dataset):
     """The stage's function on a tiny trained k210n-cls: bundle files, report, and the strict budget gate."""
     import json
@@ -123,8 +128,9 @@ def test_compile_kmodel_stage_bundle_report_and_budget_gate(tmp_path, tiny_datas
     yolo = tiny_dataset["yolo"]
     best = train(cfg, yolo, tmp_path / "train")
     onnx_path = export_onnx(best, cfg.data.image_size, 12, True, tmp_path / "model.onnx")
-    bundle, report_path = tmp_path / "k210", tmp_path / "kmodel.json"
-    report = compile_and_measure(onnx_path, yolo, cfg.data.image_size, "classify", cfg.kmodel, bundle, report_path)
+    bundle, report_path, metrics_path = tmp_path / "k210", tmp_path / "kmodel.json", tmp_path / "kmodel_metrics.json"
+    report = compile_and_measure(onnx_path, yolo, cfg.data.image_size, "classify", cfg.kmodel, bundle, report_path,
+                                 metrics_path)
     assert json.loads(report_path.read_text()) == report
     assert sorted(p.name for p in bundle.iterdir()) == ["classes.txt", "main.py", "manifest.json", "model.kmodel"]
     assert (bundle / "classes.txt").read_text() == (yolo / "classes.txt").read_text()  # index = class id
@@ -133,17 +139,18 @@ def test_compile_kmodel_stage_bundle_report_and_budget_gate(tmp_path, tiny_datas
     assert report["fits_k210"] and report["kmodel_bytes"] == (bundle / "model.kmodel").stat().st_size
     assert report["eval_images"] == 6 and report["agreement"] is not None, report.get("simulator_error")
     assert 0 <= report["kmodel_top1"] <= 1 and 0 <= report["agreement"] <= 1
-    metrics = json.loads((tmp_path / "kmodel_metrics.json").read_text())  # what DVC compares experiments on
+    metrics = json.loads(metrics_path.read_text())  # what DVC compares experiments on
     assert metrics == {"kmodel_bytes": report["kmodel_bytes"], "ram_bytes": report["memory_bytes"]["total"],
                        "fits_k210": True, "kmodel_top1": report["kmodel_top1"], "agreement": report["agreement"]}
 
     strict = make_cfg("kmodel.strict=true", "kmodel.ram_limit_mb=0.01").kmodel
     with pytest.raises(PokedexError, match=r"needs [\d.]+ MB of RAM .* over the K210 limits kmodel.ram_limit_mb=0.01"):
-        compile_and_measure(onnx_path, yolo, cfg.data.image_size, "classify", strict, bundle, report_path)
+        compile_and_measure(onnx_path, yolo, cfg.data.image_size, "classify", strict, bundle, report_path, metrics_path)
     assert json.loads(report_path.read_text())["fits_k210"] is False  # written before the stage fails
 
 
 @pytest.mark.slow
+@needs_nncase
 def test_detector_compiles_and_reports_without_simulator_accuracy(tmp_path, tiny_dataset):
     """task=detect: the kmodel and its memory are reported (fits or not); top-1 is a classifier's measure."""
     import json
@@ -159,6 +166,6 @@ def test_detector_compiles_and_reports_without_simulator_accuracy(tmp_path, tiny
     build_model(cfg.model).save(str(weights))
     onnx_path = export_onnx(weights, cfg.data.image_size, 12, True, tmp_path / "det.onnx")
     report = compile_and_measure(onnx_path, tiny_dataset["yolo"], cfg.data.image_size, "detect", cfg.kmodel,
-                                 tmp_path / "k210", tmp_path / "kmodel.json")
+                                 tmp_path / "k210", tmp_path / "kmodel.json", tmp_path / "kmodel_metrics.json")
     assert report["memory_bytes"]["total"] > report["kmodel_bytes"] > 0 and "kmodel_top1" not in report
     assert json.loads((tmp_path / "k210" / "manifest.json").read_text())["task"] == "detect"

@@ -96,6 +96,7 @@ def test_train_evaluate_export_predict(model, tmp_path, tiny_dataset):
         assert lines[0] == str(image) and len(lines) == 1 + 4 and lines[1].strip().startswith("1. 000")
 
 
+@pytest.mark.slow
 def test_parity_failure_is_reported_after_writing_the_report(tmp_path, tiny_dataset):
     """An impossible tolerance makes the stage fail with the numbers and the report path."""
     cfg = make_cfg("data=tiny", "train.epochs=1", "train.batch=8", "train.plots=false", "+train.val=false",

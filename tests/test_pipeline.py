@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 
 from pokedex.config import compose_params
 
+from .conftest import needs_nncase
 from .project_copy import commit, copy_project, identify
 TINY = ["debug=quick"]
 STAGES = ["ingest", "preprocess", "yolo-format", "train", "evaluate", "export-onnx", "compile-kmodel"]
@@ -70,6 +71,7 @@ def repo(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
+@needs_nncase  # runs the whole DAG, compile-kmodel included
 def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     first = _run(["dvc", "repro"], repo)
     assert _ran(first) == STAGES
@@ -98,6 +100,13 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     assert _ran(_run(["dvc", "repro"], repo)) == []
     assert "up to date" in _run(["dvc", "status"], repo)
 
+    # the CLI's defaults are the paths of the project it runs in, from any of its folders
+    image = sorted((yolo / "images" / "test").iterdir())[0]
+    predicted = subprocess.run(["pokedex", "predict", str(image), "--top", "1"], cwd=repo / "data",
+                               env=_env(repo.parent / "home"), capture_output=True, text=True)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    assert predicted.stdout.splitlines()[0] == str(image) and predicted.stdout.splitlines()[1].strip().startswith("1. 000")
+
     shown = _run(["dvc", "metrics", "show", "--json"], repo)
     assert "top1" in shown and "kmodel_bytes" in shown and "ram_bytes" in shown
     assert "max_abs_diff" not in shown and "memory_bytes" not in shown  # details stay out of comparisons
@@ -114,6 +123,7 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
 
 
 @pytest.mark.slow
+@needs_nncase  # runs the whole DAG, compile-kmodel included
 def test_dvc_exp_run_composes_conf_and_shows_experiments(repo):
     """`dvc exp run -S` composes conf/ with the overrides (DVC's Hydra integration) into params.yaml."""
     compose_params(repo / "params.yaml", TINY, root=repo)
@@ -128,6 +138,7 @@ def test_dvc_exp_run_composes_conf_and_shows_experiments(repo):
 
 
 @pytest.mark.slow
+@needs_nncase  # runs the whole DAG, compile-kmodel included
 def test_queued_grid_sweep_runs_and_is_compared_in_exp_show_mlflow_and_the_report(repo):
     """`dvc exp run --queue` with Hydra's sweep syntax, `--run-all` in temporary copies, all visible afterwards."""
     queued = _run(["dvc", "exp", "run", "--queue", "-S", "debug=quick", "-S", "train.lr0=0.01,0.001"], repo)
@@ -149,11 +160,12 @@ def test_queued_grid_sweep_runs_and_is_compared_in_exp_show_mlflow_and_the_repor
         assert {"evaluate/top1", "compile-kmodel/kmodel_bytes"} <= set(runs[name].data.metrics), name
         assert runs[name].data.tags["dvc.exp_name"] == name
 
-    # The offline report compares them: metrics, curves and confusion matrices, nothing fetched from anywhere.
+    # The offline report compares them: metrics, curves and confusions, nothing fetched from anywhere.
     page = repo / "reports" / "experiments.html"
     _run(["pokedex", "report", "-o", str(page), *swept], repo)
     text = page.read_text()
-    assert all(name in text for name in swept) and "train.lr0" in text and text.count("data:image/png;base64,") == 3
+    assert all(name in text for name in swept) and "train.lr0" in text and text.count("data:image/png;base64,") == 1
+    assert text.count("Most confused") == 2 and "<img class='thumb' alt='' src='data:image/jpeg;base64," in text
     assert "<script" not in text and "http" not in text
     bad = subprocess.run(["pokedex", "report", "no-such-exp"], cwd=repo, env=_env(repo.parent / "home"),
                          capture_output=True, text=True)
@@ -161,6 +173,7 @@ def test_queued_grid_sweep_runs_and_is_compared_in_exp_show_mlflow_and_the_repor
 
 
 @pytest.mark.slow
+@needs_nncase  # runs the whole DAG, compile-kmodel included
 def test_hydra_multirun_writes_each_job_into_its_sweep_dir_and_leaves_dvc_outputs_alone(repo):
     compose_params(repo / "params.yaml", TINY, root=repo)
     _run(["dvc", "repro"], repo)
@@ -201,6 +214,7 @@ def test_stage_cli_overrides_and_user_errors(repo):
 
 
 @pytest.mark.slow
+@needs_nncase  # runs the whole DAG, compile-kmodel included
 def test_bad_params_stop_a_stage_before_it_touches_its_outputs(repo):
     """Each mistake is one sentence naming the key, exit code 2, and the outputs DVC recorded stay as they were."""
     compose_params(repo / "params.yaml", TINY, root=repo)
@@ -310,7 +324,7 @@ def test_an_interrupted_training_resumes_to_its_planned_epochs_and_only_with_its
                            env=env, capture_output=True, text=True)
     assert other.returncode == 2 and "was trained with other params (lr0=0.003 there, 0.01 now)" in other.stdout + other.stderr
     out = _run([sys.executable, "-m", "stages.train", "train.resume=true"], repo)
-    assert f"Resuming training" in out
+    assert "Resuming training" in out
     epochs = [int(row.split(",")[0]) for row in results.read_text().splitlines()[1:]]
     assert epochs == list(range(1, 41))  # the rows before the interruption, then the rest: each epoch once
     assert (repo / "models" / "train" / "weights" / "best.pt").is_file()
@@ -354,10 +368,11 @@ KILL_MOMENTS = {
     "train": (["train.epochs=300"], lambda repo, _: (repo / "models" / "train" / "results.csv").is_file()),
     "compile-kmodel": ([], _compiling),
 }
+KILL_STAGES = [pytest.param(stage, marks=needs_nncase) if stage == "compile-kmodel" else stage for stage in KILL_MOMENTS]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", KILL_MOMENTS)
+@pytest.mark.parametrize("stage", KILL_STAGES)
 def test_a_stage_killed_mid_work_is_rebuilt_by_the_next_repro(repo, stage):
     """SIGKILL at a real moment of the stage's work (images half written, an epoch done, nncase compiling): DVC
     calls the stage changed, the next `dvc repro` rebuilds it, and nothing of the killed run is left behind."""
@@ -389,6 +404,7 @@ def test_a_stage_killed_mid_work_is_rebuilt_by_the_next_repro(repo, stage):
 
 
 @pytest.mark.slow
+@needs_nncase  # runs the whole DAG, compile-kmodel included
 def test_push_then_a_fresh_clone_pulls_everything_and_reruns_nothing(repo):
     """The default remote (a folder beside the repository) round trip: push, clone, pull, nothing to redo;
     experiments travel with `dvc exp push/pull`, and `dvc get` fetches just the K210 bundle."""
@@ -481,6 +497,9 @@ def test_pokeapi_package_through_dvc_then_a_noop_repro_needs_neither_npm_nor_the
     compose_params(repo / "params.yaml", TINY, root=repo)
 
 
+# code a stage uses as a file, not by importing it: run by nncase's Python, copied into the K210 bundle
+READ_NOT_IMPORTED = {"pokedex/deploy/nncase_worker.py", "pokedex/deploy/maixpy_main.py"}
+
 TRACE_IMPORTS = '''
 import atexit, json, os, sys
 
@@ -498,6 +517,7 @@ atexit.register(_dump)
 
 
 @pytest.mark.slow
+@needs_nncase  # runs the whole DAG, compile-kmodel included
 def test_every_module_a_stage_runs_is_a_dependency_of_that_stage_in_dvc_yaml(repo, tmp_path):
     """Each stage run under an import tracer (sitecustomize): every project module it loaded, however late
     (lazy imports, unpickling), must be covered by a dep of that stage, or DVC would call stale outputs up to date."""
@@ -511,14 +531,20 @@ def test_every_module_a_stage_runs_is_a_dependency_of_that_stage_in_dvc_yaml(rep
 
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     by_module = {spec["cmd"].split()[-1].split(".")[-1] + ".py": name for name, spec in stages.items()}
-    missing = []
+    missing, loaded = [], {name: set() for name in stages}
     for line in log.read_text().splitlines():
         run = json.loads(line)
         name = by_module[run["stage"]]
         deps = [d for d in stages[name]["deps"] if "${" not in d]
+        loaded[name].add(f"stages/{run['stage']}")  # the entrypoint itself runs as __main__
         for module, package in run["modules"]:
             path = module.replace(".", "/") + ("/__init__.py" if package else ".py")
+            loaded[name].add(path)
             if not any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps):
                 missing.append(f"{name}: {path}")
     assert sorted({json.loads(line)["stage"] for line in log.read_text().splitlines()}) == sorted(by_module)
     assert not missing, "dvc.yaml lacks these code deps:\n" + "\n".join(sorted(set(missing)))
+    # and no module a stage never loads: a change there would rerun the stage for nothing
+    extra = [f"{name}: {dep}" for name, spec in stages.items() for dep in spec["deps"]
+             if dep.endswith(".py") and dep not in loaded[name] and dep not in READ_NOT_IMPORTED]
+    assert not extra, "dvc.yaml lists code deps the stage never loads:\n" + "\n".join(extra)

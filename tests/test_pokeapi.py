@@ -20,7 +20,7 @@ from pokedex.data.classes import read_class_table
 from pokedex.data.ingest import ingest
 from pokedex.data.pokeapi import fetch_package, file_integrity
 from pokedex.data.sources import cache_dir
-from pokedex.data.preprocess import Processed, preprocess
+from pokedex.data.preprocess import MAX_PIXELS, Processed, preprocess
 from pokedex.data.scenes import SCENE_TEST, TRAIN, background, foreground_mask, scene_image
 from pokedex.data.yolo_format import assign_splits, group_of, write_yolo_dataset
 from pokedex.data.yolo_format import test_split_summary as summarize_test_split  # not a test for pytest
@@ -76,30 +76,31 @@ def test_num_classes_skips_higher_species_and_static_folders_of_a_full_clone_rea
             sprite_frame(dex % 7, ARTWORK.index(folder), 0, size=64).save(path)
     raw = tmp_path / "raw"
     cfg = make_cfg("data=pokeapi", f"data.pokeapi.root={root}", f"data.pokeapi.folders=[{','.join(ARTWORK)}]")
-    ingest(cfg.data, raw, tmp_path / "classes.csv")
+    ingest(cfg.data, raw, tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
     assert sorted(p.name for p in raw.iterdir()) == ["0001", "0002", "1025"]
     assert sorted(p.name for p in (raw / "1025").iterdir()) == ["other-home.1025~000.png",
                                                                "other-official-artwork.1025~000.png"]
     assert read_class_table(tmp_path / "classes.csv")[1025] == "Pecharunt"
 
     ingest(make_cfg("data=pokeapi", f"data.pokeapi.root={root}", f"data.pokeapi.folders=[{ARTWORK[0]}]",
-                    "data.num_classes=2").data, raw, tmp_path / "classes.csv")
+                    "data.num_classes=2").data, raw, tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
     assert sorted(p.name for p in raw.iterdir()) == ["0001", "0002"]
 
     with pytest.raises(PokedexError, match="data.pokeapi.folders lists 'versions/nowhere'"):
         ingest(make_cfg("data=pokeapi", f"data.pokeapi.root={root}", "data.pokeapi.folders=[versions/nowhere]").data,
-               raw, tmp_path / "classes.csv")
+               raw, tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
     with pytest.raises(PokedexError, match=r"holds no sprites/pokemon/ folder"):
-        ingest(make_cfg("data=pokeapi", f"data.pokeapi.root={tmp_path}").data, raw, tmp_path / "classes.csv")
+        ingest(make_cfg("data=pokeapi", f"data.pokeapi.root={tmp_path}").data, raw, tmp_path / "classes.csv",
+               tmp_path / "ingest_rejects.csv")
 
 
 def test_no_animation_straddles_two_splits_and_evaluate_can_say_what_test_holds(tmp_path):
     root = sprite_tree(tmp_path / "clone", species=(1, 2, 3, 4, 5))
     cfg = pokeapi_cfg(f"data.pokeapi.root={root}", "data.pokeapi.frames_per_animation=4")
     raw, processed, yolo = tmp_path / "raw", tmp_path / "processed", tmp_path / "yolo"
-    ingest(cfg.data, raw, tmp_path / "classes.csv")
+    ingest(cfg.data, raw, tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
     preprocess(raw, processed / "images", processed / "manifest.csv", processed / "rejects.csv", size=32,
-               quality=95, workers=1, min_size=16)
+               quality=95, workers=1, min_size=16, max_pixels=MAX_PIXELS)
     write_yolo_dataset(processed / "manifest.csv", processed / "images", tmp_path / "classes.csv", yolo, cfg.data.split)
 
     rows = read_rows(yolo / "splits.csv")
@@ -156,21 +157,22 @@ def test_package_is_fetched_once_checked_and_read_from_its_tarball(tmp_path, loc
     assert cache_dir() == tmp_path / "cache"
     cfg = pokeapi_cfg(f"data.pokeapi.package='{folder}'", f"data.pokeapi.integrity='{integrity}'")
     raw = tmp_path / "raw"
-    ingest(cfg.data, raw, tmp_path / "classes.csv")
+    ingest(cfg.data, raw, tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
     tarballs = list((tmp_path / "cache").glob("npm-*.tgz"))
     assert len(tarballs) == 1 and sorted(p.name for p in raw.iterdir()) == ["0001", "0002", "0003"]
     from_tree = tmp_path / "raw-tree"
-    ingest(pokeapi_cfg(f"data.pokeapi.root={folder}").data, from_tree, tmp_path / "classes.csv")
+    ingest(pokeapi_cfg(f"data.pokeapi.root={folder}").data, from_tree, tmp_path / "classes.csv",
+           tmp_path / "ingest_rejects.csv")
     assert sorted(p.relative_to(raw) for p in raw.rglob("*.png")) == sorted(p.relative_to(from_tree) for p in from_tree.rglob("*.png"))
 
     monkeypatch.setenv("PATH", "/nonexistent")  # the cached tarball needs no npm
-    ingest(cfg.data, raw, tmp_path / "classes.csv")
+    ingest(cfg.data, raw, tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
     tarballs[0].write_bytes(tarballs[0].read_bytes()[:-10])  # a damaged cache is refused, never read
     with pytest.raises(PokedexError, match="does not match data.pokeapi.integrity.*data.pokeapi.root.*data=folder.*data=synthetic"):
-        ingest(cfg.data, raw, tmp_path / "classes.csv")
+        ingest(cfg.data, raw, tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
     tarballs[0].unlink()
     with pytest.raises(PokedexError, match="npm is not installed.*data.pokeapi.root.*data=synthetic"):
-        ingest(cfg.data, raw, tmp_path / "classes.csv")
+        ingest(cfg.data, raw, tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
 
 
 @pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")

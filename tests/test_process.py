@@ -6,12 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 
-from pokedex import tracking
+from pokedex import mlflow_store, tracking
 from pokedex.checks import changed_params, check_params, stage_params
 from pokedex.deploy import k210
 from pokedex.errors import PokedexError
@@ -107,7 +105,7 @@ def test_folders_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
 
 def test_runs_left_running_by_a_killed_process_end_as_killed(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    client, experiment = tracking._client()
+    client, experiment = mlflow_store.client()
     host = tracking.this_process().rpartition(":")[0]
     owners = {"dead": f"{host}:{_dead_pid()}", "alive": f"{host}:{os.getpid()}", "elsewhere": f"other-host:{_dead_pid()}"}
     runs = {name: client.create_run(experiment, tags={tracking.PROCESS_TAG: owner}).info.run_id
@@ -124,8 +122,8 @@ def test_nncase_venv_is_found_beside_the_running_venv_for_queued_experiments(tmp
     python.parent.mkdir(parents=True)
     python.touch()
     monkeypatch.delenv("POKEDEX_NNCASE_PYTHON", raising=False)
-    monkeypatch.delenv("DVC_ROOT", raising=False)
-    monkeypatch.setattr(k210, "ROOT", tmp_path / "copy")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "copy"))
+    monkeypatch.setattr(k210, "CHECKOUT", tmp_path / "copy")
     monkeypatch.setattr(sys, "prefix", str(main / ".venv"))
     assert k210.nncase_python() == python
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "elsewhere" / ".venv"))

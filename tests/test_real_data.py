@@ -21,7 +21,7 @@ from PIL import Image
 
 from pokedex.data.classes import ALL_POKEMON, national_dex, read_class_table
 from pokedex.data.ingest import ingest
-from pokedex.data.preprocess import preprocess
+from pokedex.data.preprocess import MAX_PIXELS, preprocess
 from pokedex.data.yolo_format import write_yolo_dataset
 from pokedex.errors import PokedexError
 
@@ -58,9 +58,10 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def run_preprocess(raw: Path, tmp_path: Path, **limits) -> tuple[dict, dict, int, int]:
+def run_preprocess(raw: Path, tmp_path: Path, min_size: int = 1, max_pixels: int = MAX_PIXELS) -> tuple[dict, dict, int, int]:
     out, manifest, rejects = tmp_path / "out", tmp_path / "manifest.csv", tmp_path / "rejects.csv"
-    n_ok, n_bad = preprocess(raw, out, manifest, rejects, size=32, quality=90, workers=2, **limits)
+    n_ok, n_bad = preprocess(raw, out, manifest, rejects, size=32, quality=90, workers=2,
+                             min_size=min_size, max_pixels=max_pixels)
     kept = {r["source"]: r for r in read_rows(manifest)}
     reasons = {r["source"]: r["reason"] for r in read_rows(rejects)}
     assert n_ok + n_bad == sum(1 for p in raw.rglob("*") if not p.is_dir())  # nothing lost
@@ -150,7 +151,7 @@ def test_unreadable_file_is_a_reject(tmp_path):
     (raw / "0001" / "locked.jpg").chmod(0)
     code = ("import sys; from pathlib import Path; from pokedex.data.preprocess import preprocess; "
             "t = Path(sys.argv[1]); preprocess(t / 'raw', t / 'out', t / 'manifest.csv', t / 'rejects.csv', "
-            "size=32, quality=90, workers=1)")
+            "size=32, quality=90, workers=1, min_size=1, max_pixels=10**8)")
     subprocess.run([*WITHOUT_ROOT_READ, sys.executable, "-c", code, str(tmp_path)], check=True, capture_output=True)
     assert read_rows(tmp_path / "rejects.csv") == [
         {"source": "0001/locked.jpg", "reason": "cannot be read: permission denied"}]
@@ -182,7 +183,8 @@ def test_folder_source_copies_a_mixed_tree_with_names_and_a_class_subset(tmp_pat
     assert len(kept) == 3 * len(formats)
 
     with pytest.raises(PokedexError, match="data.folder.root=.*nowhere is not a directory"):
-        ingest(make_cfg("data=folder", f"data.folder.root={tmp_path / 'nowhere'}").data, raw, classes)
+        ingest(make_cfg("data=folder", f"data.folder.root={tmp_path / 'nowhere'}").data, raw, classes,
+               tmp_path / "ingest_rejects.csv")
 
 
 # --- Hugging Face source ---------------------------------------------------------------------------------------
@@ -281,7 +283,7 @@ def test_hf_local_dataset_goes_through_ingest_to_a_leak_free_split(representatio
 def test_hf_source_splits_are_kept_when_asked(tmp_path, hf_home):
     path = hf_dataset(hf_rows(2, {"train": 3, "validation": 1, "test": 2}, 0), "pil", tmp_path / "hf")
     cfg = make_cfg("data=hf", f"data.hf.path={path}", "data.num_classes=2", "data.split.source_splits=true")
-    ingest(cfg.data, tmp_path / "raw", tmp_path / "classes.csv")
+    ingest(cfg.data, tmp_path / "raw", tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
     run_preprocess(tmp_path / "raw", tmp_path)
     counts = write_yolo_dataset(tmp_path / "manifest.csv", tmp_path / "out", tmp_path / "classes.csv",
                                 tmp_path / "yolo", cfg.data.split)
@@ -295,26 +297,27 @@ def test_hf_imagefolder_of_dex_folders_maps_folder_names_to_ids(tmp_path, hf_hom
         for k in range(3):
             picture(dex * 10 + k).save(root / "train" / f"{dex:04d}" / f"{k}.jpg")
     cfg = make_cfg("data=hf", f"data.hf.path={root}", "data.num_classes=5")
-    ingest(cfg.data, tmp_path / "raw", tmp_path / "classes.csv")
+    ingest(cfg.data, tmp_path / "raw", tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["0001", "0002", "0005"]
 
 
 def test_hf_errors_are_one_sentence(tmp_path, hf_home):
     offline = make_cfg("data=hf", "data.hf.path=liuhuanjim013/pokemon-yolo-1025")
     with pytest.raises(PokedexError, match="hub cannot be reached for data.hf.path=liuhuanjim013/pokemon-yolo-1025"):
-        ingest(offline.data, tmp_path / "raw", tmp_path / "classes.csv")
+        ingest(offline.data, tmp_path / "raw", tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
     path = hf_dataset(hf_rows(1, {"train": 3}, 0), "pil", tmp_path / "hf")
     with pytest.raises(PokedexError, match="no column 'img'.*data.hf.image_column"):
         ingest(make_cfg("data=hf", f"data.hf.path={path}", "data.hf.image_column=img").data, tmp_path / "raw",
-               tmp_path / "classes.csv")
+               tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "train-00000-of-00001.parquet").write_bytes(b"PAR1 truncated download")
     with pytest.raises(PokedexError, match=f"data.hf.path={broken}"):
-        ingest(make_cfg("data=hf", f"data.hf.path={broken}").data, tmp_path / "raw", tmp_path / "classes.csv")
+        ingest(make_cfg("data=hf", f"data.hf.path={broken}").data, tmp_path / "raw", tmp_path / "classes.csv",
+               tmp_path / "ingest_rejects.csv")
     with pytest.raises(PokedexError, match="data.hf.splits lists validation"):
         ingest(make_cfg("data=hf", f"data.hf.path={path}", "data.hf.splits=[validation]").data, tmp_path / "raw",
-               tmp_path / "classes.csv")
+               tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
 
 
 def test_a_non_image_is_named_so_even_after_ultralytics_patched_pillow(tmp_path):

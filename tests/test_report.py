@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from pokedex.report import Experiment, parse_results, render
 
 
@@ -16,3 +18,31 @@ def test_page_is_self_contained_and_shows_metrics_params_and_curves():
     assert "<script" not in page and "http" not in page and "data:image/png;base64," in page
     assert "<th>train.lr0</th>" in page and "<td>0.01</td>" in page and "<td>0.001</td>" in page
     assert "<td>yes</td>" in page and "<td>no</td>" in page and "<td>0.4487</td>" in page and "<td>–</td>" in page
+
+
+def test_confusions_show_the_most_confused_pairs_and_worst_classes_with_a_picture_of_each(tmp_path):
+    from PIL import Image
+
+    from pokedex.report import confused_pairs, thumbnails, worst_classes
+
+    a, b, c = "0001 Bulbasaur", "0002 Ivysaur", "0003 Venusaur"
+    predictions = [(a, a), (a, b), (a, b), (a, c), (b, b), (b, b), (b, a), (c, c)]
+    assert confused_pairs(predictions) == [(a, b, 2, 4), (a, c, 1, 4), (b, a, 1, 3)]
+    assert confused_pairs(predictions, top=1) == [(a, b, 2, 4)]
+    assert worst_classes(predictions) == [(a, 1, 4), (b, 2, 3), (c, 1, 1)]
+
+    images = tmp_path / "images"
+    for split, name, colour in (("test", "0001_003.jpg", (10, 200, 10)), ("train", "0001_001.jpg", (200, 10, 10)),
+                                ("train", "0002_001.jpg", (200, 10, 10))):
+        (images / split).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), colour).save(images / split / name)
+    thumbs = thumbnails(images)
+    assert sorted(thumbs) == ["0001", "0002"] and all(t.startswith("data:image/jpeg;base64,") for t in thumbs.values())
+    assert base64.b64decode(thumbs["0001"].split(",")[1]) == (images / "test" / "0001_003.jpg").read_bytes()
+
+    exps = [Experiment("exp", "abc1234", {"top1": 0.5}, predictions=predictions), Experiment("empty", None, {})]
+    page = render(exps, [], thumbs, "reports/eval/confusion_matrix.png")
+    assert page.count("<img class='thumb'") == 5 + 2  # both sides of 3 pairs and 3 worst classes; 0003 has none
+    assert "2 of 4" in page and "1 of 4" in page and "No predictions found." in page
+    assert "<code>reports/eval/confusion_matrix.png</code>" in page
+    assert "<script" not in page and "http" not in page

@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from mlflow import MlflowClient
 
-from pokedex import tracking
+from pokedex import mlflow_store, tracking
 from pokedex.evaluate import evaluate
 from pokedex.train import train
 
-from .conftest import ROOT, make_cfg
+from .conftest import make_cfg
 
 
 @pytest.fixture
@@ -35,8 +33,8 @@ def test_config_and_reports_flatten_into_params_and_metrics():
 
 
 def test_artifacts_of_a_sqlite_store_go_beside_it(tmp_path):
-    assert tracking.artifact_location(f"sqlite:///{tmp_path}/m.db") == (tmp_path / "mlartifacts").as_uri()
-    assert tracking.artifact_location("http://mlflow.team:5000") is None
+    assert mlflow_store.artifact_location(f"sqlite:///{tmp_path}/m.db") == (tmp_path / "mlartifacts").as_uri()
+    assert mlflow_store.artifact_location("http://mlflow.team:5000") is None
 
 
 def test_unavailable_store_warns_once_and_the_stage_goes_on(monkeypatch, caplog, tmp_path):
@@ -92,27 +90,6 @@ def test_train_and_evaluate_log_into_one_run_named_after_the_experiment(store, t
     assert runs[0].data.params["evaluate.latency_images"] == "1"
 
 
-def launcher_config(name: str):
-    with initialize_config_dir(str(ROOT), version_base="1.3"):
-        cfg = compose("params", return_hydra_config=True,
-                      overrides=[f"hydra.searchpath=[file://{ROOT / 'conf'}]", f"hydra/launcher={name}"])
-    return cfg.hydra.launcher
-
-
-def test_local_launcher_is_hydras_basic_one():
-    # Hydra refuses to instantiate its own internal classes from a config; it builds this one itself.
-    assert launcher_config("local")._target_ == "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
-
-
-@pytest.mark.parametrize("launcher, target", [("parallel", "JoblibLauncher"), ("slurm", "SlurmLauncher")])
-def test_launcher_configs_compose_and_instantiate(launcher, target):
-    """The stages' multirun launchers (conf/hydra/launcher/); SLURM has no cluster here, so this is its test."""
-    launcher_cfg = launcher_config(launcher)
-    assert type(instantiate(launcher_cfg)).__name__ == target
-    if launcher == "slurm":
-        assert launcher_cfg.gpus_per_node == 1 and launcher_cfg.timeout_min == 120
-
-
 def test_a_copied_checkouts_store_uploads_into_the_copy_not_the_original(tmp_path, monkeypatch):
     """MLflow keeps absolute artifact paths in mlflow.db; a store copied with its checkout is re-pointed."""
     import os
@@ -123,8 +100,8 @@ def test_a_copied_checkouts_store_uploads_into_the_copy_not_the_original(tmp_pat
     original, copy = tmp_path / "original", tmp_path / "copy"
     original.mkdir()
     (original / "weights.pt").write_bytes(b"w")
-    made = subprocess.run([sys.executable, "-c", "from pokedex import tracking\n"  # the original checkout's stage
-                           "client, experiment = tracking._client()\n"
+    made = subprocess.run([sys.executable, "-c", "from pokedex import mlflow_store\n"  # the original checkout's stage
+                           "client, experiment = mlflow_store.client()\n"
                            "run_id = client.create_run(experiment).info.run_id\n"
                            "client.log_artifact(run_id, 'weights.pt', 'train')\n"
                            "print(run_id)"], cwd=original, capture_output=True, text=True, check=True,
@@ -133,7 +110,7 @@ def test_a_copied_checkouts_store_uploads_into_the_copy_not_the_original(tmp_pat
     shutil.copytree(original, copy)
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{copy / 'mlflow.db'}")
-    client, experiment = tracking._client()
+    client, experiment = mlflow_store.client()
     assert client.get_experiment(experiment).artifact_location == (copy / "mlartifacts").as_uri()
     assert client.get_run(run_id).info.artifact_uri.startswith((copy / "mlartifacts").as_uri() + "/")
     (copy / "eval.json").write_text("{}")

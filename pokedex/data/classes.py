@@ -45,3 +45,8 @@ def read_names_file(path: Path) -> dict[int, str]:
     if text.startswith("id,name"):
         return read_class_table(path)
     return {i: line.strip() for i, line in enumerate(text.splitlines(), 1) if line.strip()}
+
+
+def class_label(class_id: int, name: str) -> str:
+    """How a class is shown to people: its Pokédex id and name, e.g. '0025 Pikachu' for class_id 24."""
+    return f"{class_id + 1:04d} {name}"

@@ -55,10 +55,9 @@ def ingest_synthetic(cfg: DictConfig, raw_dir: Path, class_table: Path, workers:
     return len(jobs)
 
 
-def ingest(data: DictConfig, raw_dir: Path, class_table: Path, rejects: Path | None = None) -> None:
+def ingest(data: DictConfig, raw_dir: Path, class_table: Path, rejects: Path) -> None:
     if data.source not in SOURCES:
         raise PokedexError(f"data.source={data.source!r} is not supported; use one of: {', '.join(SOURCES)}.")
-    rejects = rejects or class_table.with_name("ingest_rejects.csv")
     if raw_dir.exists():  # DVC removes outputs before a run; a manual run must not mix old and new images
         shutil.rmtree(raw_dir)
     if data.source == "synthetic":

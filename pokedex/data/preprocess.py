@@ -93,8 +93,8 @@ def decode(source: Path, size: int, min_size: int, max_pixels: int) -> Image.Ima
         return f"truncated or corrupt image: {type(exc).__name__}: {exc}"
 
 
-def process_file(source: Path, raw_root: Path, out_root: Path, size: int, quality: int, min_size: int = 1,
-                 max_pixels: int = MAX_PIXELS) -> Processed | Rejected:
+def process_file(source: Path, raw_root: Path, out_root: Path, size: int, quality: int, min_size: int,
+                 max_pixels: int) -> Processed | Rejected:
     rel = source.relative_to(raw_root).as_posix()
     class_dir = source.parent.name
     if source.parent.parent != raw_root or not CLASS_DIR.match(class_dir) or not 1 <= int(class_dir) <= ALL_POKEMON:
@@ -130,7 +130,7 @@ def drop_duplicates(records: list[Processed]) -> tuple[list[Processed], list[Rej
 
 
 def preprocess(raw_root: Path, out_root: Path, manifest: Path, rejects: Path, size: int, quality: int,
-               workers: int | None, min_size: int = 1, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+               workers: int | None, min_size: int, max_pixels: int) -> tuple[int, int]:
     """Returns (processed, rejected) counts; they add up to the number of files under raw_root."""
     if out_root.exists():
         shutil.rmtree(out_root)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from pokedex import project_dir
 from pokedex.data.classes import ALL_POKEMON, CLASS_DIR, read_names_file
 from pokedex.errors import PokedexError
 
@@ -77,7 +78,7 @@ def cache_dir() -> Path:
     """$POKEDEX_CACHE, else .cache/pokedex under DVC's root (shared by queued experiments' temporary copies)."""
     if os.environ.get("POKEDEX_CACHE"):
         return Path(os.environ["POKEDEX_CACHE"])
-    return Path(os.environ.get("DVC_ROOT") or Path.cwd()) / ".cache" / "pokedex"
+    return project_dir() / ".cache" / "pokedex"
 
 
 @contextmanager

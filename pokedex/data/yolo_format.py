@@ -129,7 +129,7 @@ def assign_splits(records: list[Processed], split: DictConfig) -> dict[int, dict
         raise PokedexError(
             f"Every class needs at least one usable image in each of train/validation/test (with "
             f"data.split.group_by=animation: at least two animations), but these classes (usable images) fall "
-            f"short: {shown}; add images to data/raw/all_pokemon/NNNN, or keep fewer classes with "
+            f"short: {shown}; add images of them to the data source, or keep fewer classes with "
             "data.num_classes, or re-split with data.split.source_splits=false.")
     return result
 

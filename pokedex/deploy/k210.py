@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pokedex import CHECKOUT, project_dir
 from pokedex.errors import PokedexError
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 WORKER = Path(__file__).resolve().parent / "nncase_worker.py"
 MEMORY_LINE = re.compile(r"^\s*\.?(input|output|data|MODEL|TOTAL)\s+[\d.]+\s+\w+\s+\((\d+) B\)", re.MULTILINE)
 
@@ -29,7 +29,7 @@ def nncase_python() -> Path:
     if os.environ.get("POKEDEX_NNCASE_PYTHON"):
         candidates = [Path(os.environ["POKEDEX_NNCASE_PYTHON"])]
     else:
-        homes = [ROOT, Path(os.environ.get("DVC_ROOT") or ROOT), Path(sys.prefix).parent]
+        homes = [CHECKOUT, project_dir(), Path(sys.prefix).parent]
         candidates = [home / ".venv-nncase" / "bin" / "python" for home in homes]
     python = next((c for c in candidates if c.exists()), candidates[0])
     if not python.exists():

@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
+from pokedex.data.dataset import class_names, load_uint8, test_images
 from pokedex.deploy.k210 import compile_kmodel, simulate
 from pokedex.errors import PokedexError
-from pokedex.evaluate import test_images
-from pokedex.export import load_uint8
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +91,9 @@ def key_metrics(report: dict) -> dict:
 
 
 def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg: DictConfig, bundle: Path,
-                        report_path: Path, metrics_path: Path | None = None) -> dict:
+                        report_path: Path, metrics_path: Path) -> dict:
     """Compile into bundle/model.kmodel, write the rest of the bundle, the full report and its key metrics
-    (`metrics_path`, default beside the report); returns the report."""
-    metrics_path = metrics_path or report_path.with_name(report_path.stem + "_metrics.json")
+    (`metrics_path`); returns the report."""
     if not onnx.is_file():
         raise PokedexError(f"{onnx} is missing; run the export-onnx stage first (dvc repro export-onnx).")
     if bundle.exists():
@@ -124,7 +122,7 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
     }
     if task == "classify":
         report.update(simulator_accuracy(onnx, kmodel, dataset_dir, int(cfg.eval_images), size))
-    classes = (dataset_dir / "classes.txt").read_text(encoding="utf-8").splitlines()
+    classes = class_names(dataset_dir)
     write_bundle(bundle, classes, size, task)
     write_report(report_path, report)
     write_report(metrics_path, key_metrics(report))
