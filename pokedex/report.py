@@ -123,7 +123,8 @@ def thumbnails(dataset_images: Path) -> dict[str, str]:
     found: dict[str, str] = {}
     for split in ("test", "validation", "train"):
         for image in sorted((dataset_images / split).glob("*.jpg")) if (dataset_images / split).is_dir() else []:
-            found.setdefault(image.name[:4], f"data:image/jpeg;base64,{base64.b64encode(image.read_bytes()).decode()}")
+            if image.name[:4] not in found:  # read one image per species, not the whole dataset
+                found[image.name[:4]] = f"data:image/jpeg;base64,{base64.b64encode(image.read_bytes()).decode()}"
     return found
 
 
