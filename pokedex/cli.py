@@ -65,10 +65,10 @@ def _exps(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from pokedex.report import write_report
 
-    from pokedex.config import project_root
+    from pokedex.config import project_paths, project_root
 
     root = project_root()
-    output = args.output or _project_paths()["experiments_report"]
+    output = args.output or project_paths(root)["experiments_report"]
     print(write_report(output, repo=str(root), names=args.experiments or None))
 
 
