@@ -61,13 +61,19 @@ def raise_if_stopped() -> None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether pid runs. A zombie (killed, not yet reaped by its parent) counts as gone: it does nothing more."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, another user's
         return True
-    return True
+    if not Path("/proc/self").is_dir():  # not Linux: os.kill is all there is
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # ended meanwhile
+        return False
 
 
 def _parent_chain() -> list[int]:

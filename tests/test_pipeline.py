@@ -19,6 +19,7 @@ import yaml
 from mlflow import MlflowClient
 
 from pokedex.config import compose_params
+from pokedex.process import SHELLS
 
 from .conftest import needs_nncase
 from .project_copy import commit, copy_project, identify
@@ -31,7 +32,9 @@ def _env(home: Path) -> dict:
 
     No MLFLOW_TRACKING_URI: the stages use their default store, mlflow.db at the repository's root.
     """
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HOME=str(home))
+    # SHELL as on CI (unset: DVC runs `sh -c cmd`, and dash stays between DVC and the stage; bash would exec).
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HOME=str(home),
+               SHELL="/bin/sh")
     # No POKEDEX_NNCASE_PYTHON either: the copy has no .venv-nncase, so it is found beside the running venv, as
     # for a queued experiment in DVC's temporary copy.
     for name in ("MLFLOW_TRACKING_URI", "DVC_EXP_NAME", "DVC_ROOT", "POKEDEX_NNCASE_PYTHON"):
@@ -257,7 +260,7 @@ class Started:
         """The `python -m stages.X` that `dvc repro` started (a child, or a grandchild through $SHELL)."""
         for _ in range(600):
             for child in psutil.Process(self.process.pid).children(recursive=True):
-                if module in " ".join(child.cmdline()):
+                if child.name() not in SHELLS and module in " ".join(child.cmdline()):
                     return child
             time.sleep(0.05)
         raise AssertionError(f"no {module} process under {self.process.pid}")
@@ -297,10 +300,16 @@ def test_ctrl_c_a_second_writer_and_a_killed_dvc_repro_end_train_cleanly(repo):
 
     repro = Started(["dvc", "repro", "train"], repo)
     stage = repro.stage_process("stages.train")
-    repro.wait_for("Starting training")
-    repro.process.kill()
-    stage.wait(30)  # ends within the watch's poll, not after 300 epochs (psutil gives no code: not our child)
-    assert "train stopped by the end of the dvc repro that started it" in repro.end()
+    try:
+        repro.wait_for("Starting training")
+        repro.process.kill()  # not reaped until repro.end(): a zombie DVC must count as gone
+        stage.wait(30)  # ends within the watch's poll, not after 300 epochs (psutil gives no code: not our child)
+        assert "train stopped by the end of the dvc repro that started it" in repro.end()
+    finally:  # a live or unreaped DVC would hold .dvc/tmp/rwlock for the tests that follow
+        if stage.is_running():
+            stage.kill()
+        repro.process.kill()
+        repro.process.wait()
     compose_params(repo / "params.yaml", TINY, root=repo)
 
 

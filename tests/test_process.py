@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+import psutil
 import pytest
 
 from pokedex import mlflow_store, tracking
@@ -101,6 +102,27 @@ def test_folders_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
         assert mine == tmp_path / f"x-{os.getpid()}" and mine.is_dir()
         assert not dead.exists() and live.is_dir()
     assert not mine.exists()
+
+
+def test_a_stage_started_through_sh_ends_when_its_killed_dvc_is_not_yet_reaped(tmp_path):
+    """CI's $SHELL is unset: DVC runs `sh -c cmd` and dash stays between DVC and the stage. A SIGKILLed DVC is a
+    zombie until its parent reaps it; the stage must not take that for a live DVC."""
+    stage = (f"import time, sys; sys.path.insert(0, {str(ROOT)!r}); from pokedex.process import stop_with_dvc; "
+             f"stop_with_dvc(poll_s=0.1); open({str(tmp_path / 'started')!r}, 'w').close(); time.sleep(60)")
+    dvc = ("import subprocess, sys; subprocess.run(['sh', '-c', sys.argv[1] + '; true'])")  # `; true`: sh stays
+    fake_dvc = subprocess.Popen([sys.executable, "-c", dvc, f"{sys.executable} -c \"{stage}\""],
+                                env=dict(os.environ, DVC_STAGE="train"))
+    try:
+        while not (tmp_path / "started").exists():
+            assert fake_dvc.poll() is None
+        shell = psutil.Process(fake_dvc.pid).children()[0]
+        python = shell.children()[0]
+        fake_dvc.kill()  # not reaped: a zombie while the stage watches
+        python.wait(10)
+        assert fake_dvc.poll() is not None
+    finally:
+        fake_dvc.kill()
+        fake_dvc.wait()
 
 
 def test_runs_left_running_by_a_killed_process_end_as_killed(tmp_path, monkeypatch):
