@@ -16,8 +16,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from pokedex import CHECKOUT as ROOT
-from pokedex.data.pokeapi import fetch_package, ingest_pokeapi
-from pokedex.data.sources import cache_dir
+from pokedex.data.sources import cache_dir, pokeapi
 from pokedex.parallel import worker_count
 
 
@@ -30,11 +29,13 @@ def main() -> None:
     if args.root:
         cfg.root = args.root
     else:
-        fetch_package(str(cfg.package), str(cfg.integrity), cache_dir())  # outside the timing
+        pokeapi.fetch_package(str(cfg.package), str(cfg.integrity), cache_dir())  # outside the timing
     results = {}
     for workers in sorted({1, worker_count(None)}):
+        data.workers = workers
         with tempfile.TemporaryDirectory() as tmp:
-            result = ingest_pokeapi(cfg, Path(tmp) / "raw", int(data.num_classes), workers)
+            (Path(tmp) / "raw").mkdir()
+            result = pokeapi.ingest(data, Path(tmp) / "raw")
         results[workers] = result.frames_seen / result.seconds
         print(f"{workers} worker(s): {result.files} files, {result.frames_seen} frames decoded, {result.written} "
               f"written in {result.seconds:.1f} s = {results[workers]:.0f} frames/s")

@@ -2,9 +2,10 @@
 
 Which store and experiment: pokedex/mlflow_store.py. Runs are named after the DVC experiment (`DVC_EXP_NAME`).
 
-train opens the run and logs the flattened params, per-epoch metrics and the weights; evaluate, export-onnx
-and compile-kmodel add their metrics and files to the run that trained the same weights (found by the
-weights' md5), or to a new run when the params differ (e.g. an experiment that only changed evaluate:).
+Each stage file opens its run: stages/train.py around the training (`training_run`: the flattened params,
+per-epoch metrics, then `record_training`: the weights); evaluate, export-onnx and compile-kmodel `record` their
+metrics and files into the run that trained the same weights (found by the weights' md5), or into a new run
+when the params differ (e.g. an experiment that only changed evaluate:). Library functions track nothing.
 
 `POKEDEX_TRACKING=off` turns tracking off. Any failure (MLflow missing, store unreachable, locked database)
 is one warning per stage and the stage goes on: results are DVC's outputs, MLflow is a view of them.
@@ -193,6 +194,13 @@ def training_run(cfg: DictConfig) -> Iterator[Run]:
         run.end("FAILED")
         raise
     run.end("FINISHED")
+
+
+def record_training(run: Run, best: Path, artifacts: Iterable[Path]) -> None:
+    """Tag the training run with its weights' md5 (evaluate, export-onnx and compile-kmodel find the run by it)
+    and upload the weights and results."""
+    run.set_tag(WEIGHTS_TAG, file_md5(best))
+    run.log_artifacts(artifacts, folder="train")
 
 
 def record(stage: str, cfg: DictConfig, weights: Path, metrics: dict, artifacts: Iterable[Path]) -> None:

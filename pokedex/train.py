@@ -144,8 +144,9 @@ def resumable(run_dir: Path, args: dict):
     return model
 
 
-def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
-    """Train and return the path of the best weights (run_dir/weights/best.pt), tracked in MLflow."""
+def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run | None = None) -> Path:
+    """Train and return the path of the best weights (run_dir/weights/best.pt); each epoch's metrics go to `run`
+    (the train stage opens it: tracking.training_run), if given."""
     check_image_size(int(cfg.data.image_size))
     args = train_args(cfg.train)
     resume = args.pop("resume", False)
@@ -158,8 +159,8 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
     run_dir = run_dir.resolve()
     # scenes (pokedex.augment) are a classifier's augmentation; a detector trains on the dataset as it is
     trainer = scene_trainer(cfg.augment) if cfg.model.task == "classify" else None
-    with tracking.training_run(cfg) as run, ultralytics_data(dataset_dir, cfg.model.task) as data:
-        model.add_callback("on_fit_epoch_end", EpochLogger(run))
+    with ultralytics_data(dataset_dir, cfg.model.task) as data:
+        model.add_callback("on_fit_epoch_end", EpochLogger(run or tracking.Run()))  # Run(): tracks nothing
         model.add_callback("on_train_start", use_every_core)
         model.train(
             trainer=trainer,
@@ -172,10 +173,8 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path) -> Path:
             **fixed,
             **args,
         )
-        best = run_dir / "weights" / "best.pt"
-        if not best.is_file():
-            raise PokedexError(f"training finished without {best}; check the Ultralytics log above.")
-        run.set_tag(tracking.WEIGHTS_TAG, tracking.file_md5(best))
-        run.log_artifacts([best, run_dir / "results.csv"], folder="train")
+    best = run_dir / "weights" / "best.pt"
+    if not best.is_file():
+        raise PokedexError(f"training finished without {best}; check the Ultralytics log above.")
     log.info("train: best weights %s", best)
     return best

@@ -2,13 +2,17 @@
 
 from pathlib import Path
 
+from pokedex import tracking
 from pokedex.stage import stage
 from pokedex.train import train
 
 
 @stage("train_run")
 def main(cfg):
-    train(cfg, Path(cfg.paths.yolo_dataset), Path(cfg.paths.train_run))
+    run_dir = Path(cfg.paths.train_run)
+    with tracking.training_run(cfg) as run:  # open before training: every epoch is logged
+        best = train(cfg, Path(cfg.paths.yolo_dataset), run_dir, run)
+        tracking.record_training(run, best, [best, run_dir / "results.csv"])
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from PIL import Image
 
 from pokedex.data.classes import read_class_table
 from pokedex.data.ingest import ingest
-from pokedex.data.pokeapi import fetch_package, file_integrity
+from pokedex.data.sources.pokeapi import fetch_package, file_integrity
 from pokedex.data.sources import cache_dir
 from pokedex.data.preprocess import MAX_PIXELS, Processed, preprocess
 from pokedex.data.scenes import SCENE_TEST, TRAIN, background, foreground_mask, scene_image

@@ -192,7 +192,7 @@ def test_folder_source_copies_a_mixed_tree_with_names_and_a_class_subset(tmp_pat
 def test_hf_cell_with_a_decompression_bomb_is_written_for_preprocess_to_refuse(tmp_path, monkeypatch):
     """Sniffing the format must not trip over PIL's own bomb check: one such row would stop the whole ingest."""
     from pokedex.data.preprocess import decode
-    from pokedex.data.sources import image_bytes
+    from pokedex.data.sources.hf import image_bytes
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 89_478_485)  # Pillow's default, whatever ran before
     data, suffix = image_bytes(png_header_only(100_000, 100_000))
@@ -338,7 +338,7 @@ def test_a_local_parquet_dataset_is_read_without_the_network_or_the_home_cache(t
     nor lock files under ~/.cache/huggingface when data.hf.path is a local folder."""
     import socket
 
-    from pokedex.data.sources import open_hf
+    from pokedex.data.sources.hf import open_hf
 
     path = hf_dataset(hf_rows(2, {"train": 2}, 0), "bytes", tmp_path / "hf")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)

@@ -65,7 +65,9 @@ def test_tracking_can_be_turned_off(monkeypatch):
 @pytest.mark.slow
 def test_train_and_evaluate_log_into_one_run_named_after_the_experiment(store, tmp_path, tiny_dataset):
     cfg = make_cfg("debug=quick", "train.epochs=2")
-    best = train(cfg, tiny_dataset["yolo"], tmp_path / "train")
+    with tracking.training_run(cfg) as training:  # as stages/train.py runs it
+        best = train(cfg, tiny_dataset["yolo"], tmp_path / "train", training)
+        tracking.record_training(training, best, [best, tmp_path / "train" / "results.csv"])
     metrics = evaluate(best, tiny_dataset["yolo"], cfg.data.image_size, cfg.evaluate, tmp_path / "eval")
     tracking.record("evaluate", cfg, best, metrics, [tmp_path / "eval" / "confusion_matrix.png"])
 

@@ -1,4 +1,4 @@
-"""PokeAPI sprites (`data=pokeapi`): real Pokémon from any tree with PokeAPI/sprites' layout.
+"""`data=pokeapi` (the default): real Pokémon from any tree with PokeAPI/sprites' layout.
 
 The tree is `data.pokeapi.root` (a git clone of PokeAPI/sprites, or an unpacked npm package), or, when that is
 unset, the pinned npm package `data.pokeapi.package`, fetched once with `npm pack` into the project's cache
@@ -38,7 +38,7 @@ from omegaconf import DictConfig
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from pokedex.data.classes import ALL_POKEMON
-from pokedex.data.sources import IngestResult, cache_dir
+from pokedex.data.sources.base import IngestResult, cache_dir
 from pokedex.errors import PokedexError
 from pokedex.process import process_dir
 from pokedex.parallel import parallel_map
@@ -262,7 +262,8 @@ class PokeapiResult(IngestResult):
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
-def ingest_pokeapi(cfg: DictConfig, raw_dir: Path, num_classes: int, workers: int | None) -> PokeapiResult:
+def ingest(data: DictConfig, raw_dir: Path) -> PokeapiResult:
+    cfg, num_classes = data.pokeapi, int(data.num_classes)
     frames = int(cfg.frames_per_animation)
     if frames < 1:
         raise PokedexError(f"data.pokeapi.frames_per_animation={frames} must be at least 1.")
@@ -276,8 +277,8 @@ def ingest_pokeapi(cfg: DictConfig, raw_dir: Path, num_classes: int, workers: in
     start = time.perf_counter()
     items = list(folder_files(root, tarball, list(cfg.folders)))
     work = functools.partial(ingest_file, raw_dir=raw_dir, num_classes=num_classes, frames=frames)
-    result = PokeapiResult(files=len(items))
-    for done in parallel_map(work, items, total=len(items), workers=workers, desc="ingest (pokeapi)"):
+    result = PokeapiResult(num_classes=num_classes, files=len(items))
+    for done in parallel_map(work, items, total=len(items), workers=data.workers, desc="ingest (pokeapi)"):
         result.frames_seen += done.frames_seen
         if done.reject:
             result.rejects.append((done.source, done.reject))

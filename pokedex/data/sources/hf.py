@@ -1,84 +1,28 @@
-"""Real data into the raw layout `raw/NNNN/<file>`: a folder tree, or a Hugging Face dataset (hub or local).
+"""`data=hf`: a Hugging Face dataset, from the hub or a local copy (save_to_disk folder, parquet files, image folder).
 
-Nothing is decoded here: files and image bytes are written as they come, and preprocess decides what is
-usable. What cannot even be read here (a file without read permission, a row without image bytes) goes to
-the ingest rejects report, so that every input is accounted for. Classes above `data.num_classes` (a subset
-such as 386 = generations 1-3) are skipped and counted.
+Nothing is decoded here: each row's image bytes are written as they come to raw/NNNN/<split>-<row>.<ext>, and
+preprocess decides what is usable. A row without image bytes goes to the ingest rejects report; rows of classes
+above `data.num_classes` are skipped and counted.
 """
 
 from __future__ import annotations
 
 import io
-import logging
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pokedex import project_dir
-from pokedex.data.classes import ALL_POKEMON, CLASS_DIR, read_names_file
+from pokedex.data.classes import ALL_POKEMON
+from pokedex.data.sources.base import IngestResult, cache_dir
 from pokedex.errors import PokedexError
-
-log = logging.getLogger(__name__)
 
 UNLABELLED = "unlabelled"  # rows whose label is no Pokédex id: preprocess rejects everything outside NNNN/
 SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
                "test": "test"}
 PIL_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif",
               "MPO": ".jpg"}
-
-
-@dataclass
-class IngestResult:
-    written: int = 0
-    skipped: int = 0  # classes outside data.num_classes, by the user's choice
-    rejects: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
-    names: dict[int, str] = field(default_factory=dict)  # names the source itself carries
-
-
-# --- folder ------------------------------------------------------------------------------------------------
-
-def ingest_folder(cfg: DictConfig, raw_dir: Path, num_classes: int) -> IngestResult:
-    """Copy every file of `cfg.root` (a tree root/NNNN/*) into raw_dir, keeping relative paths."""
-    if not cfg.root:
-        raise PokedexError("data.folder.root is not set; point it at a folder of class folders (root/0001/*.jpg).")
-    root = Path(cfg.root)
-    if not root.is_dir():
-        raise PokedexError(f"data.folder.root={root} is not a directory; point it at a folder of class folders "
-                           "(root/0001/*.jpg).")
-    names_file = Path(cfg.names) if cfg.get("names") else root / "classes.csv"
-    result = IngestResult(names=read_names_file(names_file) if names_file.is_file() or cfg.get("names") else {})
-    for source in sorted(p for p in root.rglob("*") if not p.is_dir() and p != names_file):
-        rel = source.relative_to(root)
-        if len(rel.parts) == 2 and CLASS_DIR.match(rel.parts[0]) and int(rel.parts[0]) > num_classes:
-            result.skipped += 1
-            continue
-        if not source.is_file():  # never open() a FIFO: it would block
-            result.rejects.append((rel.as_posix(), "not a regular file (a broken link, FIFO or socket)"))
-            continue
-        target = raw_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            shutil.copyfile(source, target)
-        except OSError as exc:  # e.g. no read permission: reported, never silently dropped
-            target.unlink(missing_ok=True)
-            result.rejects.append((rel.as_posix(), f"cannot be read: {exc.strerror or exc}"))
-            continue
-        result.written += 1
-    return result
-
-
-# --- Hugging Face ------------------------------------------------------------------------------------------
-
-def cache_dir() -> Path:
-    """$POKEDEX_CACHE, else .cache/pokedex under DVC's root (shared by queued experiments' temporary copies)."""
-    if os.environ.get("POKEDEX_CACHE"):
-        return Path(os.environ["POKEDEX_CACHE"])
-    return project_dir() / ".cache" / "pokedex"
 
 
 @contextmanager
@@ -184,13 +128,14 @@ def label_to_dex(label, base: int, class_names: list[str] | None) -> int | None:
         return None
 
 
-def ingest_hf(cfg: DictConfig, raw_dir: Path, num_classes: int) -> IngestResult:
+def ingest(data: DictConfig, raw_dir: Path) -> IngestResult:
     """Write every row's image bytes to raw_dir/NNNN/<split>-<row>.<ext> (split names normalised)."""
     import datasets
 
+    cfg, num_classes = data.hf, int(data.num_classes)
     if int(cfg.label_base) not in (0, 1):
         raise PokedexError(f"data.hf.label_base={cfg.label_base} must be 0 (label 0 is #0001) or 1 (label 1 is #0001).")
-    result = IngestResult()
+    result = IngestResult(num_classes=num_classes)
     for split, ds in open_hf(cfg).items():
         features = ds.features or {}
         for column in (cfg.image_column, cfg.label_column):

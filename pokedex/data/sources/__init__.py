@@ -1,0 +1,16 @@
+"""Where raw images come from (`data.source`). Each source is a module here with one function,
+
+    ingest(data: DictConfig, raw_dir: Path) -> IngestResult
+
+that writes images to raw_dir/NNNN/* (raw_dir exists and is empty), reads its own keys under `data.<source>`,
+and returns counts, the files it rejected with their reasons, and the class names it carries. To add a source,
+add a module, list it in SOURCES, give it a `data.<name>` block in conf/data/synthetic.yaml, and add the module
+to the ingest deps in dvc.yaml.
+"""
+
+from pokedex.data.sources import folder, hf, pokeapi, synthetic
+from pokedex.data.sources.base import IngestResult, cache_dir
+
+SOURCES = {"synthetic": synthetic.ingest, "folder": folder.ingest, "hf": hf.ingest, "pokeapi": pokeapi.ingest}
+
+__all__ = ["SOURCES", "IngestResult", "cache_dir"]
