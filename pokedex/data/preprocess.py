@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pokedex.data.classes import ALL_POKEMON, CLASS_DIR
+from pokedex.errors import PokedexError
 from pokedex.io import write_csv
 from pokedex.parallel import parallel_map
 
@@ -161,5 +162,7 @@ def preprocess(raw_root: Path, out_root: Path, manifest: Path, rejects: Path, si
 
 
 def read_manifest(path: Path) -> list[Processed]:
+    if not path.is_file():
+        raise PokedexError(f"{path} is missing; run the preprocess stage first (dvc repro preprocess).")
     with path.open(newline="", encoding="utf-8") as f:
         return [Processed(r["source"], r["processed"], int(r["dex_id"]), r["sha256"]) for r in csv.DictReader(f)]

@@ -158,6 +158,8 @@ def check_contiguous(dex_ids: list[int]) -> None:
 
 
 def write_yolo_dataset(manifest: Path, processed_root: Path, class_table: Path, out: Path, split: DictConfig) -> dict:
+    if not split.get("source_splits", False):
+        check_fractions(split)  # a params mistake is named before any input is read
     records = read_manifest(manifest)
     if not records:
         raise PokedexError(f"{manifest} lists no usable image; check the preprocess rejects report next to it.")
