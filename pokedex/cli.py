@@ -1,4 +1,4 @@
-"""`pokedex` console script: predict with a trained model, compare experiments, compose params.yaml."""
+"""`pokedex` console script: predict with a trained model, enrol species, compare experiments, compose params.yaml."""
 
 from __future__ import annotations
 
@@ -30,8 +30,14 @@ def _predict(args: argparse.Namespace) -> None:
         paths = {}  # a model outside any project: the names stored in it
     model = args.model or paths["weights"]
     classes = args.classes or (paths["yolo_dataset"] / "classes.txt" if paths else None)
+    enrolled = None
+    if not args.no_enrolled:
+        from pokedex.openset import Enrolled
+
+        folder = args.enrolled or (paths.get("enrolled") if args.model is None else None)
+        enrolled = Enrolled.load(folder) if folder is not None and (args.enrolled or folder.is_dir()) else None
     unreadable = total = 0
-    for image, ranked in predict(args.images, model, classes, args.imgsz, args.top):  # printed as they come
+    for image, ranked in predict(args.images, model, classes, args.imgsz, args.top, enrolled=enrolled):
         total += 1
         if isinstance(ranked, str):
             unreadable += 1
@@ -41,6 +47,24 @@ def _predict(args: argparse.Namespace) -> None:
     if unreadable:
         raise PokedexError(f"{unreadable} of {total} images could not be read (named above); "
                            "the others were predicted.")
+
+
+def _enroll(args: argparse.Namespace) -> None:
+    import subprocess
+
+    from pokedex.config import project_paths, project_root
+    from pokedex.data.preprocess import MAX_PIXELS
+    from pokedex.enroll import add_pictures
+
+    root = project_root()
+    added = add_pictures(args.images, args.id, project_paths(root)["enroll_pictures"], MAX_PIXELS)
+    print(f"added {len(added)} picture(s) to {added[0].parent}")
+    if args.no_repro:
+        print("run `dvc repro` to enrol them (only enroll and the stages after it rerun)")
+        return
+    done = subprocess.run(["dvc", "repro", "enroll"], cwd=root)  # DVC records it: models/enrolled stays in the lock
+    if done.returncode:
+        raise PokedexError(f"`dvc repro enroll` failed (exit {done.returncode}); see its output above.")
 
 
 def positive_int(text: str) -> int:
@@ -85,7 +109,17 @@ def main(argv: list[str] | None = None) -> None:
                         "else the names stored in the model)")
     p.add_argument("--imgsz", type=positive_int, default=None, help="input size (default: the model's own)")
     p.add_argument("--top", type=positive_int, default=5, help="how many classes to print (default: %(default)s)")
+    p.add_argument("--enrolled", type=Path, default=None,
+                   help="the enroll stage's output: enrolled species and the no-Pokémon rule (default: "
+                        "paths.enrolled of params.yaml, when it exists and --model is not given)")
+    p.add_argument("--no-enrolled", action="store_true", help="trained classes only, no open-set answer")
     p.set_defaults(func=_predict)
+
+    n = sub.add_parser("enroll", help="add a species from a few pictures (data/enroll/NNNN/), then `dvc repro enroll`")
+    n.add_argument("images", nargs="+", type=Path, help="pictures of one species")
+    n.add_argument("--id", type=int, required=True, help="its Pokédex id, e.g. 0650")
+    n.add_argument("--no-repro", action="store_true", help="only copy the pictures")
+    n.set_defaults(func=_enroll)
 
     c = sub.add_parser("params", help="compose conf/ into params.yaml, as `dvc exp run -S` does")
     c.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=tiny train.epochs=1")

@@ -2,6 +2,10 @@
 on the scene test: the test images put onto backgrounds never used in training, through a camera-like
 perturbation (pokedex.data.scenes, fixed seed), so that the numbers say how the model does off white.
 
+With the enroll stage's output, the open-set figures too: the test images against `evaluate.no_pokemon`
+pictures without a Pokémon (backgrounds of the scene test's family, never seen in training or calibration),
+ranked with the enrolled species as predict and the K210 rank them.
+
 Predictions come from Ultralytics' predictor (the same preprocessing as its validator). For a detector the
 predicted class is the class of its highest-confidence box (top-5: the first five distinct classes by
 confidence); mAP50 comes from Ultralytics' own validator.
@@ -18,12 +22,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pokedex.data.scenes import SCENE_TEST, scene_image
+from pokedex.data.scenes import SCENE_TEST, no_pokemon, scene_image
 from pokedex.data.classes import class_label
-from pokedex.data.dataset import class_names, test_images
+from pokedex.data.dataset import class_names, load_uint8, test_images
 from pokedex.data.yolo_format import test_split_summary
 from pokedex.errors import PokedexError
 from pokedex.io import write_csv
+from pokedex.openset import Enrolled, auroc, logits_and_features
 from pokedex.ultra import load_model, ultralytics_data
 
 log = logging.getLogger(__name__)
@@ -116,7 +121,24 @@ def scene_test(model, images: list[Path], imgsz: int, eval_cfg) -> list[list[int
         return predict_ranked(model, scenes, imgsz, eval_cfg)
 
 
-def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Path) -> dict:
+def open_set(model, images: list[Path], truth: np.ndarray, imgsz: int, enrolled: Enrolled, eval_cfg) -> dict:
+    """How the "no Pokémon" rule and the enrolled species do on the test split and on pictures without one."""
+    scores = enrolled.rank(*logits_and_features(model, load_uint8(images, imgsz)))
+    negatives = no_pokemon(SCENE_TEST, int(eval_cfg.scene.seed), int(eval_cfg.no_pokemon), imgsz)
+    negative_best = enrolled.rank(*logits_and_features(model, negatives)).max(1)
+    best, right = scores.max(1), scores.argmax(1) == truth
+    accepted = best >= enrolled.calibration.threshold
+    return {
+        "top1_with_enrolled": round(float(right.mean()), 4),  # trained classes ranked with the enrolled species
+        "open_set_top1": round(float((right & accepted).mean()), 4),  # right and not answered "no Pokémon"
+        "known_accepted": round(float(accepted.mean()), 4),
+        "no_pokemon_accepted": round(float((negative_best >= enrolled.calibration.threshold).mean()), 4),
+        "open_set_auroc": round(auroc(best, negative_best), 4),
+        "enrolled_species": len(enrolled.ids),
+    }
+
+
+def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Path, enrolled: Enrolled | None = None) -> dict:
     if not weights.is_file():
         raise PokedexError(f"{weights} is missing; run the train stage first (dvc repro train).")
     model = load_model(weights)
@@ -139,6 +161,8 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
         **test_split_summary(dataset_dir),
         "classes": len(names),
     }
+    if enrolled is not None and model.task == "classify":
+        metrics.update(open_set(model, images, truth, imgsz, enrolled, eval_cfg))
     if model.task == "detect":
         with tempfile.TemporaryDirectory() as tmp, ultralytics_data(dataset_dir, "detect") as data:
             val = model.val(data=str(data), split="test", imgsz=imgsz, batch=int(eval_cfg.batch), device=device,

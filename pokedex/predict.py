@@ -1,14 +1,22 @@
-"""Top-k classes of images with a trained model (PyTorch .pt or exported .onnx), through Ultralytics."""
+"""Top-k classes of images with a trained model (PyTorch .pt or exported .onnx), through Ultralytics.
+
+With the enroll stage's output (models/enrolled/) and a .pt classifier, enrolled species are ranked with the
+trained classes and an image far from every known species is answered "(no Pokémon)" (pokedex/openset.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from pokedex.data.classes import class_label, national_dex
 from pokedex.data.preprocess import MAX_PIXELS, decode
 from pokedex.errors import PokedexError
 from pokedex.evaluate import NO_DETECTION, NO_DETECTION_LABEL
+from pokedex.openset import NO_POKEMON, Enrolled, logits_and_features
 from pokedex.ultra import load_model
 
 
@@ -47,23 +55,45 @@ def open_model(model_path: Path):
 
 
 def predict(images: list[Path], model_path: Path, classes_file: Path | None, imgsz: int | None = None, top: int = 5,
-            max_pixels: int = MAX_PIXELS) -> Iterator[tuple[Path, list[tuple[str, float]] | str]]:
+            max_pixels: int = MAX_PIXELS, enrolled: Enrolled | None = None,
+            ) -> Iterator[tuple[Path, list[tuple[str, float]] | str]]:
     """For each image, its `top` (label, score) pairs, best first, or the reason it could not be read.
 
     The model and the paths are checked at once; images are decoded as preprocess decodes them (so a 48 KB
     PNG declaring 20000x20000 pixels is refused from its header, never decoded) and predicted one by one.
+    With `enrolled` (a .pt classifier only), enrolled species take part and "(no Pokémon)" comes first, with
+    the best score, when that score is under the open-set threshold.
     """
     model, files = open_model(model_path), image_files(images)
-    return _predictions(model, files, classes_file, imgsz, top, max_pixels)
+    if enrolled is not None and (model_path.suffix != ".pt" or model.task != "classify"):
+        raise PokedexError(f"enrolled species need the PyTorch classifier (.pt); {model_path} is not one: pass a "
+                           ".pt model, or leave the enrolled species out (--no-enrolled).")
+    return _predictions(model, files, classes_file, imgsz, top, max_pixels, enrolled)
 
 
-def _predictions(model, files: list[Path], classes_file: Path | None, imgsz: int | None, top: int, max_pixels: int):
+def _open_set_ranking(model, rgb: Image.Image, size: int, labels: dict[int, str], enrolled: Enrolled, top: int):
+    x = np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC)).transpose(2, 0, 1)[None]  # as preprocess
+    scores = enrolled.rank(*logits_and_features(model, x))[0]
+    names = [labels[i] for i in range(len(labels))] + [class_label(i - 1, n) for i, n in zip(enrolled.ids, enrolled.names)]
+    ranked = [(names[int(i)], float(scores[i])) for i in scores.argsort()[::-1][:top]]
+    if scores.max() < enrolled.calibration.threshold:
+        return [(NO_POKEMON, float(scores.max()))] + ranked[: top - 1]
+    return ranked
+
+
+def _predictions(model, files: list[Path], classes_file: Path | None, imgsz: int | None, top: int, max_pixels: int,
+                 enrolled: Enrolled | None):
     kwargs = {"imgsz": imgsz} if imgsz else {}
+    trained_size = imgsz or int((getattr(model, "ckpt", None) or {}).get("train_args", {}).get("imgsz", 640))
     labels = None
     for image in files:
         rgb = decode(image, imgsz or 640, 1, max_pixels)
         if isinstance(rgb, str):
             yield image, rgb
+            continue
+        if enrolled is not None:
+            labels = labels or class_labels(classes_file, model.names)
+            yield image, _open_set_ranking(model, rgb, trained_size, labels, enrolled, top)
             continue
         (result,) = model.predict(rgb, verbose=False, **kwargs)
         labels = labels or class_labels(classes_file, result.names)

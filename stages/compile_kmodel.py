@@ -11,7 +11,7 @@ from pokedex.stage import stage
 def main(cfg):
     p = cfg.paths
     report = compile_and_measure(Path(p.onnx), Path(p.yolo_dataset), cfg.data.image_size, cfg.model.task, cfg.kmodel,
-                                 Path(p.k210_bundle), Path(p.kmodel_report), Path(p.kmodel_metrics))
+                                 Path(p.k210_bundle), Path(p.kmodel_report), Path(p.kmodel_metrics), Path(p.enrolled))
     tracking.record("compile-kmodel", cfg, Path(p.weights), report, [Path(p.kmodel_report)])
 
 

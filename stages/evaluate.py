@@ -1,9 +1,10 @@
-"""Stage evaluate: test-split top-1/top-5, per-class accuracy, confusion matrix, latency."""
+"""Stage evaluate: test-split top-1/top-5, per-class accuracy, confusion matrix, latency, open-set figures."""
 
 from pathlib import Path
 
 from pokedex import tracking
 from pokedex.evaluate import evaluate
+from pokedex.openset import Enrolled
 from pokedex.stage import stage
 
 
@@ -11,7 +12,8 @@ from pokedex.stage import stage
 def main(cfg):
     p = cfg.paths
     reports = Path(p.eval_reports)
-    metrics = evaluate(Path(p.weights), Path(p.yolo_dataset), cfg.data.image_size, cfg.evaluate, reports)
+    enrolled = Enrolled.load(Path(p.enrolled)) if cfg.model.task == "classify" else None  # a detector: no embedding
+    metrics = evaluate(Path(p.weights), Path(p.yolo_dataset), cfg.data.image_size, cfg.evaluate, reports, enrolled)
     tracking.record("evaluate", cfg, Path(p.weights), metrics,
                     [reports / "metrics.json", reports / "confusion_matrix.png", reports / "per_class.csv"])
 

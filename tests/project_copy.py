@@ -10,7 +10,8 @@ from pathlib import Path
 from pokedex.config import compose_params
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ["dvc.yaml", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore", "data/external"]
+PROJECT_FILES = ["dvc.yaml", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore", "data/external",
+                 "data/enroll/README.md"]
 
 
 def git(args: list[str], repo: Path) -> None:
@@ -34,6 +35,7 @@ def copy_project(repo: Path, overrides: list[str]) -> Path:
     repo.mkdir(parents=True)
     for name in PROJECT_FILES:
         src = ROOT / name
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
          if src.is_dir() else shutil.copy2(src, repo / name))
     (repo / ".dvc").mkdir()

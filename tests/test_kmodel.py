@@ -130,7 +130,7 @@ def test_compile_kmodel_stage_bundle_report_and_budget_gate(tmp_path, tiny_datas
     onnx_path = export_onnx(best, cfg.data.image_size, 12, True, tmp_path / "model.onnx")
     bundle, report_path, metrics_path = tmp_path / "k210", tmp_path / "kmodel.json", tmp_path / "kmodel_metrics.json"
     report = compile_and_measure(onnx_path, yolo, cfg.data.image_size, "classify", cfg.kmodel, bundle, report_path,
-                                 metrics_path)
+                                 metrics_path, None)  # no enrolled species: tests/test_enroll.py has them
     assert json.loads(report_path.read_text()) == report
     assert sorted(p.name for p in bundle.iterdir()) == ["classes.txt", "main.py", "manifest.json", "model.kmodel"]
     assert (bundle / "classes.txt").read_text() == (yolo / "classes.txt").read_text()  # index = class id
@@ -145,7 +145,8 @@ def test_compile_kmodel_stage_bundle_report_and_budget_gate(tmp_path, tiny_datas
 
     strict = make_cfg("kmodel.strict=true", "kmodel.ram_limit_mb=0.01").kmodel
     with pytest.raises(PokedexError, match=r"needs [\d.]+ MB of RAM .* over the K210 limits kmodel.ram_limit_mb=0.01"):
-        compile_and_measure(onnx_path, yolo, cfg.data.image_size, "classify", strict, bundle, report_path, metrics_path)
+        compile_and_measure(onnx_path, yolo, cfg.data.image_size, "classify", strict, bundle, report_path, metrics_path,
+                            None)
     assert json.loads(report_path.read_text())["fits_k210"] is False  # written before the stage fails
 
 
@@ -166,6 +167,6 @@ def test_detector_compiles_and_reports_without_simulator_accuracy(tmp_path, tiny
     build_model(cfg.model).save(str(weights))
     onnx_path = export_onnx(weights, cfg.data.image_size, 12, True, tmp_path / "det.onnx")
     report = compile_and_measure(onnx_path, tiny_dataset["yolo"], cfg.data.image_size, "detect", cfg.kmodel,
-                                 tmp_path / "k210", tmp_path / "kmodel.json", tmp_path / "kmodel_metrics.json")
+                                 tmp_path / "k210", tmp_path / "kmodel.json", tmp_path / "kmodel_metrics.json", None)
     assert report["memory_bytes"]["total"] > report["kmodel_bytes"] > 0 and "kmodel_top1" not in report
     assert json.loads((tmp_path / "k210" / "manifest.json").read_text())["task"] == "detect"

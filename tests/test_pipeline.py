@@ -24,7 +24,7 @@ from pokedex.process import SHELLS
 from .conftest import needs_nncase
 from .project_copy import commit, copy_project, identify
 TINY = ["debug=quick"]
-STAGES = ["ingest", "preprocess", "yolo-format", "train", "evaluate", "export-onnx", "compile-kmodel"]
+STAGES = ["ingest", "preprocess", "yolo-format", "train", "enroll", "evaluate", "export-onnx", "compile-kmodel"]
 
 
 def _env(home: Path) -> dict:
@@ -62,6 +62,9 @@ def _mlflow_runs(repo: Path) -> dict:
     return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
 
 
+BUNDLE = ["classes.txt", "enrolled.json", "main.py", "manifest.json", "model.kmodel", "prototypes.bin"]
+
+
 def _ran(output: str) -> list[str]:
     return [s for s in STAGES if f"Running stage '{s}'" in output]
 
@@ -92,7 +95,7 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     kmodel = json.loads((repo / "reports" / "kmodel.json").read_text())
     assert kmodel["fits_k210"] and kmodel["memory_bytes"]["total"] > 0 and kmodel["eval_images"] == 4
     bundle = repo / "deploy" / "k210"
-    assert sorted(p.name for p in bundle.iterdir()) == ["classes.txt", "main.py", "manifest.json", "model.kmodel"]
+    assert sorted(p.name for p in bundle.iterdir()) == BUNDLE
     assert (bundle / "classes.txt").read_text() == (yolo / "classes.txt").read_text()
     assert not (repo / "outputs").exists() and not (repo / ".hydra").exists() and not list(repo.glob("*.log"))
     assert not any((repo.parent / "home").iterdir()), "the pipeline must not write into the home directory"
@@ -120,9 +123,24 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _ran(_run(["dvc", "repro"], repo)) == ["evaluate"]
 
+    # pictures of a species to add: enroll and what uses it rerun, never train (a bad picture is a reject)
+    pictures = [str(p) for p in sorted((yolo / "images" / "test").glob("0001_*.jpg"))[:2]]
+    added = subprocess.run(["pokedex", "enroll", *pictures, "--id", "5"], cwd=repo, env=_env(repo.parent / "home"),
+                           capture_output=True, text=True)
+    assert added.returncode == 0 and _ran(added.stdout) == ["enroll"], added.stdout[-2000:] + added.stderr[-2000:]
+    new_species = repo / "data" / "enroll" / "0005"
+    assert len(list(new_species.iterdir())) == 2
+    (new_species / "notes.jpg").write_text("not a picture")
+    assert _ran(_run(["dvc", "repro"], repo)) == ["enroll", "evaluate", "compile-kmodel"]
+    enrolled = json.loads((bundle / "enrolled.json").read_text())
+    assert enrolled["ids"] == [5] and enrolled["dim"] == 256 and (bundle / "prototypes.bin").stat().st_size == 256 * 4
+    assert "0005/notes.jpg,not an image" in (repo / "models" / "enrolled" / "rejects.csv").read_text()
+    assert json.loads((repo / "reports" / "eval" / "metrics.json").read_text())["enrolled_species"] == 1
+
     params["data"]["split"]["seed"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert _ran(_run(["dvc", "repro"], repo)) == ["yolo-format", "train", "evaluate", "export-onnx", "compile-kmodel"]
+    assert _ran(_run(["dvc", "repro"], repo)) == ["yolo-format", "train", "enroll", "evaluate", "export-onnx",
+                                                  "compile-kmodel"]
 
 
 @pytest.mark.slow
@@ -447,7 +465,7 @@ def test_push_then_a_fresh_clone_pulls_everything_and_reruns_nothing(repo):
 
     bundle = repo.parent / "just-the-bundle"
     _run(["dvc", "get", str(repo), "deploy/k210", "-o", str(bundle)], repo.parent)
-    assert sorted(p.name for p in bundle.iterdir()) == ["classes.txt", "main.py", "manifest.json", "model.kmodel"]
+    assert sorted(p.name for p in bundle.iterdir()) == BUNDLE
     assert (bundle / "model.kmodel").read_bytes() == (repo / "deploy" / "k210" / "model.kmodel").read_bytes()
 
 
@@ -492,7 +510,7 @@ def test_pokeapi_package_through_dvc_then_a_noop_repro_needs_neither_npm_nor_the
                                           "data.image_size=32", "train.epochs=1", "train.batch=8",
                                           "evaluate.latency_images=2"], root=repo)
     out = _run(["dvc", "repro", "evaluate"], repo)
-    assert _ran(out) == ["ingest", "preprocess", "yolo-format", "train", "evaluate"]
+    assert _ran(out) == ["ingest", "preprocess", "yolo-format", "train", "enroll", "evaluate"]
     assert list((repo / ".cache" / "pokedex").glob("npm-*.tgz"))
     assert sorted(p.name for p in (repo / "data" / "raw" / "all_pokemon").iterdir()) == ["0001", "0002", "0003"]
     assert "substitute.gif,not named by a species number" in (repo / "data" / "raw" / "ingest_rejects.csv").read_text()

@@ -16,13 +16,17 @@ def class_names(dataset_dir: Path) -> list[str]:
     return (dataset_dir / "classes.txt").read_text(encoding="utf-8").splitlines()
 
 
-def test_images(dataset_dir: Path) -> tuple[list[Path], np.ndarray]:
-    """Test images and their 0-based class ids, read from the YOLO label files."""
-    images = sorted((dataset_dir / "images" / "test").glob("*.jpg"))
+def split_images(dataset_dir: Path, split: str) -> tuple[list[Path], np.ndarray]:
+    """A split's images (train, validation, test) and their 0-based class ids, read from the YOLO label files."""
+    images = sorted((dataset_dir / "images" / split).glob("*.jpg"))
     if not images:
-        raise PokedexError(f"{dataset_dir / 'images' / 'test'} has no images; run the yolo-format stage first.")
-    labels = [int((dataset_dir / "labels" / "test" / f"{p.stem}.txt").read_text().split()[0]) for p in images]
+        raise PokedexError(f"{dataset_dir / 'images' / split} has no images; run the yolo-format stage first.")
+    labels = [int((dataset_dir / "labels" / split / f"{p.stem}.txt").read_text().split()[0]) for p in images]
     return images, np.asarray(labels)
+
+
+def test_images(dataset_dir: Path) -> tuple[list[Path], np.ndarray]:
+    return split_images(dataset_dir, "test")
 
 
 def load_uint8(paths: list[Path], size: int) -> np.ndarray:

@@ -6,8 +6,9 @@ white inside a Pokémon stays), `compose` puts the Pokémon onto a procedural ba
 place, and `camera` adds what a cheap camera does: light, colour balance, blur, noise, JPEG. A picture with no
 white border (a photo) keeps its own background: only scale, place and camera apply.
 
-Backgrounds come in two families drawn from disjoint seed streams: `TRAIN` for training augmentation and
-`SCENE_TEST` for evaluate's scene test, so the test never shows a background used in training. Everything is
+Backgrounds come in families drawn from disjoint seed streams: `TRAIN` for training augmentation, `SCENE_TEST`
+for evaluate's scene test and its "no Pokémon" images, `NO_POKEMON_VAL` for the open-set threshold, so a test
+never shows a background used in training or calibration. Everything is
 drawn from numpy generators, so a seed always gives the same picture.
 """
 
@@ -19,7 +20,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from scipy import ndimage
 
-TRAIN, SCENE_TEST = 0, 1  # background families: first element of every background generator's seed
+# background families: first element of every background generator's seed. NO_POKEMON_VAL: the negatives that
+# set the open-set threshold (pokedex/enroll.py); evaluate's negatives come from SCENE_TEST
+TRAIN, SCENE_TEST, NO_POKEMON_VAL = 0, 1, 2
 NEAR_WHITE = 230  # min(R, G, B) at or above this counts as white (JPEG leaves 240-255 on a white field)
 
 
@@ -161,3 +164,18 @@ def scene_image(rgb: Image.Image, family: int, seed: int, index: int, size: int,
     """`rgb` put into scene number `index` of a background family and photographed: deterministic."""
     rng = np.random.default_rng([family, seed, index, 1])
     return camera(compose(rgb, background(family, seed, index, size), rng, scale), rng, strength)
+
+
+def no_pokemon(family: int, seed: int, n: int, size: int) -> np.ndarray:
+    """n uint8 NCHW pictures without a Pokémon: photographed backgrounds of a family, and every eighth a plain
+    colour (a wall, a blank screen)."""
+    pictures = []
+    for index in range(n):
+        rng = np.random.default_rng([family, seed, index, 2])
+        if index % 8 == 7:
+            plain = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(0, 256, 3)))
+            pictures.append(camera(plain, rng, 0.5))
+        else:
+            pictures.append(camera(background(family, seed, index, size), rng))
+    return np.stack([np.asarray(p) for p in pictures]).transpose(0, 3, 1, 2).copy()
+

@@ -1,7 +1,9 @@
 """compile-kmodel: the exported ONNX model as a K210 kmodel, measured in nncase's simulator, plus the bundle.
 
 uint8 post-training quantisation calibrated on train images; the kmodel takes the camera's uint8 RGB and
-does the model's normalisation itself. The report always gets written (sizes, nncase's memory summary,
+does the model's normalisation itself. A classifier's kmodel has one output row, [logits | embedding]: the
+trained classes' logits followed by the pooled features the enrolled species are matched against (main.py
+normalises them and applies the softmax on the K210's CPU; pokedex/openset.py). The report always gets written (sizes, nncase's memory summary,
 whether it fits, simulator top-1 next to float ONNX top-1 on the same test images); with
 `kmodel.strict=true` a model over budget then fails the stage.
 """
@@ -12,6 +14,7 @@ import json
 import logging
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 MAIXPY_MAIN = Path(__file__).resolve().parent / "maixpy_main.py"
+ENROLLED_FILES = ("enrolled.json", "prototypes.bin")  # pokedex/openset.py's format, read by main.py as it is
 
 
 def spread(items: list, n: int) -> list:
@@ -35,24 +39,50 @@ def spread(items: list, n: int) -> list:
     return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
-def onnx_top1(onnx: Path, images: np.ndarray) -> np.ndarray:
+def with_embedding_output(onnx_in: Path, onnx_out: Path) -> tuple[int, int]:
+    """A copy of a classifier's ONNX whose one output is [logits | embedding] instead of the softmax: the Gemm of
+    the head's last layer gives the logits, its input is the pooled embedding. Returns (classes, embedding size)."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(onnx_in))
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    softmax = producers.get(graph.output[0].name)
+    gemm = producers.get(softmax.input[0]) if softmax is not None and softmax.op_type == "Softmax" else None
+    if gemm is None or gemm.op_type != "Gemm":
+        raise PokedexError(f"{onnx_in} does not end in Gemm -> Softmax (a classifier head); cannot add its embedding.")
+    weight = next(t for t in graph.initializer if t.name == gemm.input[1])
+    classes, dim = weight.dims  # Gemm with transB: (out, in)
+    graph.node.remove(softmax)
+    graph.node.append(helper.make_node("Concat", [gemm.output[0], gemm.input[0]], ["logits_embedding"], axis=1))
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("logits_embedding", onnx.TensorProto.FLOAT, [1, classes + dim]))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(onnx_out))
+    return int(classes), int(dim)
+
+
+def onnx_outputs(onnx: Path, images: np.ndarray) -> np.ndarray:
+    """The float ONNX model's output row for each uint8 NCHW image."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return np.array([session.run(None, {name: x[None].astype(np.float32) / 255.0})[0].argmax() for x in images])
+    return np.stack([session.run(None, {name: x[None].astype(np.float32) / 255.0})[0][0] for x in images])
 
 
-def simulator_accuracy(onnx: Path, kmodel: Path, dataset_dir: Path, n_images: int, size: int) -> dict:
-    """Top-1 of the kmodel in nncase's simulator next to the float ONNX model, on the same test images."""
+def simulator_accuracy(onnx: Path, kmodel: Path, dataset_dir: Path, n_images: int, size: int, classes: int) -> dict:
+    """Top-1 of the kmodel in nncase's simulator next to the float ONNX model (both compiled from the same
+    graph: the first `classes` values of each output row rank the trained classes), on the same test images."""
     paths, labels = test_images(dataset_dir)  # the labels evaluate uses: read from the YOLO label files
     picked = spread(list(range(len(paths))), n_images)
     chosen, truth = [paths[i] for i in picked], labels[picked]
     images = load_uint8(chosen, size)
-    f_top1 = onnx_top1(onnx, images)
+    f_top1 = onnx_outputs(onnx, images)[:, :classes].argmax(1)
     start = time.perf_counter()
     try:
-        k_top1 = simulate(kmodel, images).argmax(1)
+        k_top1 = simulate(kmodel, images)[:, :classes].argmax(1)
     except PokedexError as exc:  # e.g. residual adds, which nncase 1.9's simulator rejects: report, don't hide
         return {"eval_images": len(chosen), "onnx_top1": round(float((f_top1 == truth).mean()), 4),
                 "kmodel_top1": None, "agreement": None, "simulator_error": str(exc)}
@@ -67,13 +97,17 @@ def source_commit() -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def write_bundle(bundle: Path, classes: list[str], size: int, task: str) -> None:
-    """Everything a Maix Bit needs next to model.kmodel."""
+def write_bundle(bundle: Path, classes: list[str], size: int, task: str, embedding: int, enrolled: Path | None) -> None:
+    """Everything a Maix Bit needs next to model.kmodel: with a classifier, the enrolled species too."""
     (bundle / "classes.txt").write_text("".join(f"{name}\n" for name in classes), encoding="utf-8")
     shutil.copyfile(MAIXPY_MAIN, bundle / "main.py")
+    if enrolled is not None:
+        for name in ENROLLED_FILES:
+            shutil.copyfile(enrolled / name, bundle / name)
     manifest = {"input_size": [size, size], "input": "uint8 RGB, NCHW", "mean": [0.0, 0.0, 0.0],
                 "std": [1.0, 1.0, 1.0], "input_range": [0, 1], "classes": len(classes), "task": task,
-                "source_commit": source_commit()}
+                "output": "logits of the classes, then the embedding" if embedding else "class scores",
+                "embedding_size": embedding, "source_commit": source_commit()}
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
@@ -91,11 +125,17 @@ def key_metrics(report: dict) -> dict:
 
 
 def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg: DictConfig, bundle: Path,
-                        report_path: Path, metrics_path: Path) -> dict:
-    """Compile into bundle/model.kmodel, write the rest of the bundle, the full report and its key metrics
-    (`metrics_path`); returns the report."""
+                        report_path: Path, metrics_path: Path, enrolled: Path | None) -> dict:
+    """Compile into bundle/model.kmodel, write the rest of the bundle (with the enrolled species of `enrolled`,
+    the enroll stage's output, for a classifier), the full report and its key metrics (`metrics_path`);
+    returns the report."""
     if not onnx.is_file():
         raise PokedexError(f"{onnx} is missing; run the export-onnx stage first (dvc repro export-onnx).")
+    classes, embedding = len(class_names(dataset_dir)), 0
+    if task == "classify":
+        graph = Path(tempfile.mkdtemp()) / "logits_embedding.onnx"  # in the stage's scratch folder
+        classes, embedding = with_embedding_output(onnx, graph)
+        onnx = graph
     if bundle.exists():
         shutil.rmtree(bundle)
     kmodel = bundle / "model.kmodel"
@@ -121,9 +161,8 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
         "compile_s": round(compile_s, 2),
     }
     if task == "classify":
-        report.update(simulator_accuracy(onnx, kmodel, dataset_dir, int(cfg.eval_images), size))
-    classes = class_names(dataset_dir)
-    write_bundle(bundle, classes, size, task)
+        report.update(simulator_accuracy(onnx, kmodel, dataset_dir, int(cfg.eval_images), size, classes))
+    write_bundle(bundle, class_names(dataset_dir), size, task, embedding, enrolled if task == "classify" else None)
     write_report(report_path, report)
     write_report(metrics_path, key_metrics(report))
     if cfg.strict and not report["fits_k210"]:

@@ -1,0 +1,127 @@
+"""Open-set scoring shared by enroll, evaluate, predict and the K210 bundle: embeddings, enrolled species
+ranked with the trained classes, and "no Pokémon".
+
+The classifier's head pools its hidden layer into a feature vector before the last linear layer; that vector,
+less the mean vector of training images (`center`: ReLU features all point one way) and L2-normalised, is the
+embedding. A species is enrolled as the normalised mean embedding of a few pictures (its
+prototype). An image's score for an enrolled species is a logit on the trained classes' scale,
+
+    a * cos(embedding, prototype) + b,
+
+so one softmax ranks trained and enrolled species together; the answer is "no Pokémon" when the best softmax
+score is under a threshold. (a, b) and the threshold are fitted on the validation split (pokedex/enroll.py)
+and stored with the prototypes (models/enrolled/: enrolled.json and prototypes.bin, little-endian float32,
+which main.py reads on the K210 as it is).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pokedex.errors import PokedexError
+
+NO_POKEMON = "(no Pokémon)"
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def logits_and_features(model, images: np.ndarray, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Trained-class logits and pooled features of uint8 NCHW images, from an Ultralytics classifier.
+
+    The embedding is what the head's pooling layer hands the last linear layer (caught with a forward hook:
+    SlimClassify and Ultralytics' own Classify alike)."""
+    import torch
+
+    net = model.model.float().eval()
+    head = net.model[-1]
+    if not hasattr(head, "pool") or not hasattr(head, "linear"):
+        raise PokedexError("enrolment needs a classifier (model.task=classify) with a pooled head; this model has "
+                           f"a {type(head).__name__} head.")
+    pooled: list[torch.Tensor] = []
+    hook = head.pool.register_forward_hook(lambda _m, _i, out: pooled.append(out.flatten(1)))
+    logits = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(images), batch):
+                x = torch.from_numpy(images[start:start + batch].astype(np.float32) / 255.0)
+                out = net(x)
+                logits.append((out[1] if isinstance(out, (tuple, list)) else out).numpy())
+    finally:
+        hook.remove()
+    return np.concatenate(logits), torch.cat(pooled).numpy()
+
+
+def mixed_logits(logits: np.ndarray, embeddings: np.ndarray, prototypes: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Trained-class logits followed by enrolled-species logits a * cos + b: one row per image."""
+    return np.concatenate([logits, a * embeddings @ prototypes.T + b], axis=1)
+
+
+def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Probability that a random positive scores above a random negative (ties count half)."""
+    if len(positive) == 0 or len(negative) == 0:
+        return float("nan")
+    scores = np.concatenate([positive, negative])
+    ranks = scores.argsort().argsort().astype(np.float64) + 1
+    for value in np.unique(scores):  # average ranks of ties
+        tied = scores == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    return float((ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
+
+
+@dataclass
+class Calibration:
+    scale: float  # a
+    bias: float  # b
+    threshold: float  # best softmax score under which the answer is "no Pokémon"
+    false_accept_rate: float  # the share of validation negatives accepted at that threshold
+
+
+@dataclass
+class Enrolled:
+    """What the enroll stage writes: enrolled species, their prototypes, and the calibration."""
+
+    ids: list[int]  # Pokédex ids of the enrolled species
+    names: list[str]
+    prototypes: np.ndarray  # (species, dim) float32, normalised embeddings
+    calibration: Calibration
+    center: np.ndarray  # (dim,) the mean training feature vector, taken off before normalising
+
+    def embed(self, features: np.ndarray) -> np.ndarray:
+        return normalise(features - self.center)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.ascontiguousarray(self.prototypes, dtype="<f4").tofile(folder / "prototypes.bin")
+        meta = {"ids": self.ids, "names": self.names, "dim": int(self.prototypes.shape[1]),
+                "scale": self.calibration.scale, "bias": self.calibration.bias,
+                "threshold": self.calibration.threshold, "false_accept_rate": self.calibration.false_accept_rate,
+                "center": [round(float(v), 6) for v in self.center]}
+        (folder / "enrolled.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> "Enrolled":
+        meta_path = folder / "enrolled.json"
+        if not meta_path.is_file():
+            raise PokedexError(f"{meta_path} is missing; run the enroll stage first (dvc repro enroll).")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        protos = np.fromfile(folder / "prototypes.bin", dtype="<f4").reshape(len(meta["ids"]), meta["dim"])
+        calibration = Calibration(meta["scale"], meta["bias"], meta["threshold"], meta["false_accept_rate"])
+        return cls(meta["ids"], meta["names"], protos, calibration, np.asarray(meta["center"], dtype=np.float32))
+
+    def rank(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Softmax over trained classes then enrolled species (columns nc.. are self.ids in order)."""
+        return softmax(mixed_logits(logits, self.embed(features), self.prototypes, self.calibration.scale,
+                                    self.calibration.bias))
