@@ -5,7 +5,8 @@ half of the classes their logits are dropped and prototypes are built from `enro
 a quarter are left out altogether (neither trained nor enrolled); (a, b) maximise the likelihood of the true
 class over that mixed softmax, and the "no Pokémon" threshold is the best-score quantile that accepts
 `enroll.false_accept_rate` of the negatives (the left-out species, and pictures without a Pokémon). Then each
-species in data/enroll/ becomes one prototype (pokedex/openset.py), written with the calibration.
+picture in data/enroll/NNNN/ becomes a prototype of its species (pokedex/openset.py), written with the
+calibration.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from pokedex.data.preprocess import decode
 from pokedex.data.scenes import NO_POKEMON_VAL, no_pokemon
 from pokedex.errors import PokedexError
 from pokedex.io import write_csv
-from pokedex.openset import Calibration, Enrolled, auroc, logits_and_features, mixed_logits, normalise, softmax
+from pokedex.openset import (Calibration, Enrolled, auroc, logits_and_features, mixed_logits, normalise, softmax,
+                             species_cosine)
 from pokedex.ultra import load_model
 
 log = logging.getLogger(__name__)
@@ -37,25 +39,27 @@ def _simulated_enrolment(rng, n_classes: int, train_emb, train_labels, shots: in
     prototype), the rest trained: the validation split then looks like a deployment with enrolled species."""
     order = rng.permutation(n_classes)
     enrolled, unknown = np.sort(order[: n_classes // 2]), np.sort(order[n_classes // 2: n_classes * 3 // 4])
-    protos = []
-    for c in enrolled:
-        rows = np.flatnonzero(train_labels == c)
-        if len(rows) == 0:
+    rows, owners = [], []
+    for j, c in enumerate(enrolled):
+        own = np.flatnonzero(train_labels == c)
+        if len(own) == 0:
             raise PokedexError(f"class {c} has no training images; enrolment calibration needs some of every class.")
-        protos.append(normalise(train_emb[rng.choice(rows, size=min(shots, len(rows)), replace=False)].mean(0)))
+        picked = rng.choice(own, size=min(shots, len(own)), replace=False)
+        rows += picked.tolist()
+        owners += [j] * len(picked)
     trained = np.setdiff1d(np.arange(n_classes), np.concatenate([enrolled, unknown]))
-    return trained, enrolled, unknown, np.stack(protos)
+    return trained, enrolled, unknown, train_emb[rows], np.asarray(owners)
 
 
-def fit_scale_bias(logits, embeddings, labels, trained, enrolled, prototypes) -> tuple[float, float]:
+def fit_scale_bias(logits, cosines, labels, trained, enrolled) -> tuple[float, float]:
     """(a, b) maximising the likelihood of the true class over [trained logits | a * cos + b] (images of
-    trained and enrolled classes only)."""
+    trained and enrolled classes only; cosines: each image's best cosine to each enrolled class)."""
     import torch
 
     column = {int(c): i for i, c in enumerate(trained)} | {int(c): len(trained) + i for i, c in enumerate(enrolled)}
     keep = np.array([int(y) in column for y in labels])
     z = torch.from_numpy(logits[keep][:, trained].astype(np.float64))
-    cos = torch.from_numpy((embeddings[keep] @ prototypes.T).astype(np.float64))
+    cos = torch.from_numpy(cosines[keep].astype(np.float64))
     target = torch.tensor([column[int(y)] for y in labels[keep]])
     scale_bias = torch.tensor([10.0, 0.0], dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.LBFGS([scale_bias], max_iter=200, line_search_fn="strong_wolfe")
@@ -90,14 +94,16 @@ def calibrate(val_logits, val_emb, val_labels, train_emb, train_labels, backgrou
     n_classes = val_logits.shape[1]
     if n_classes < 4:
         raise PokedexError(f"enrolment calibration needs at least 4 trained classes; the model has {n_classes}.")
-    trained, enrolled, unknown, protos = _simulated_enrolment(rng, n_classes, train_emb, train_labels, shots)
-    a, b = fit_scale_bias(val_logits, val_emb, val_labels, trained, enrolled, protos)
+    trained, enrolled, unknown, protos, owners = _simulated_enrolment(rng, n_classes, train_emb, train_labels, shots)
+    val_cos = species_cosine(val_emb, protos, owners, len(enrolled))
+    a, b = fit_scale_bias(val_logits, val_cos, val_labels, trained, enrolled)
     column = {int(c): i for i, c in enumerate(trained)} | {int(c): len(trained) + i for i, c in enumerate(enrolled)}
-    mixed = softmax(mixed_logits(val_logits[:, trained], val_emb, protos, a, b))
+    mixed = softmax(mixed_logits(val_logits[:, trained], val_cos, a, b))
     best = mixed.max(1)
     is_unknown = np.isin(val_labels, unknown)
     known = ~is_unknown
-    bg_best = softmax(mixed_logits(background_logits[:, trained], background_emb, protos, a, b)).max(1)
+    bg_cos = species_cosine(background_emb, protos, owners, len(enrolled))
+    bg_best = softmax(mixed_logits(background_logits[:, trained], bg_cos, a, b)).max(1)
     negatives = np.concatenate([best[is_unknown], bg_best])
     threshold = open_set_threshold(negatives, false_accept_rate)
     right = np.array([column.get(int(y), -1) for y in val_labels]) == mixed.argmax(1)
@@ -202,9 +208,9 @@ def enroll(weights: Path, dataset_dir: Path, pictures: Path, size: int, min_size
     ids, images, rejects = read_pictures(pictures, trained, size, min_size, max_pixels)
     emb = normalise(logits_and_features(model, images)[1] - center) if len(images) else train_features[:0]
     species = sorted(set(ids.tolist()))
-    prototypes = np.stack([normalise(emb[ids == s].mean(0)) for s in species]) if species else emb[:0]
+    owners = np.array([species.index(i) for i in ids.tolist()], dtype=int)  # each picture is a prototype
     names = national_dex()
-    Enrolled(species, [names[s] for s in species], prototypes.astype(np.float32), calibration, center).save(out_dir)
+    Enrolled(species, [names[s] for s in species], emb.astype(np.float32), owners, calibration, center).save(out_dir)
     write_csv(out_dir / "rejects.csv", ["source", "reason"], rejects)
     report = {"species": len(species), "pictures": int(len(ids)), "rejected": len(rejects), **figures,
               "seconds": round(time.perf_counter() - start, 2)}

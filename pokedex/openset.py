@@ -10,8 +10,8 @@ prototype). An image's score for an enrolled species is a logit on the trained c
 
 so one softmax ranks trained and enrolled species together; the answer is "no Pokémon" when the best softmax
 score is under a threshold. (a, b) and the threshold are fitted on the validation split (pokedex/enroll.py)
-and stored with the prototypes (models/enrolled/: enrolled.json and prototypes.bin, little-endian float32,
-which main.py reads on the K210 as it is).
+and stored with the prototypes (models/enrolled/: enrolled.json and prototypes.bin, little-endian float32, one row
+per picture, which main.py reads on the K210 as it is).
 """
 
 from __future__ import annotations
@@ -63,9 +63,19 @@ def logits_and_features(model, images: np.ndarray, batch: int = 64) -> tuple[np.
     return np.concatenate(logits), torch.cat(pooled).numpy()
 
 
-def mixed_logits(logits: np.ndarray, embeddings: np.ndarray, prototypes: np.ndarray, a: float, b: float) -> np.ndarray:
+def species_cosine(embeddings: np.ndarray, prototypes: np.ndarray, owners: np.ndarray, species: int) -> np.ndarray:
+    """(images, species): each species' best cosine over its prototypes (owners[i]: the species of prototype i)."""
+    cos = embeddings @ prototypes.T
+    best = np.full((len(embeddings), species), -1.0, dtype=cos.dtype)
+    for j in range(species):
+        if (owners == j).any():
+            best[:, j] = cos[:, owners == j].max(1)
+    return best
+
+
+def mixed_logits(logits: np.ndarray, cosines: np.ndarray, a: float, b: float) -> np.ndarray:
     """Trained-class logits followed by enrolled-species logits a * cos + b: one row per image."""
-    return np.concatenate([logits, a * embeddings @ prototypes.T + b], axis=1)
+    return np.concatenate([logits, a * cosines + b], axis=1)
 
 
 def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -95,7 +105,8 @@ class Enrolled:
 
     ids: list[int]  # Pokédex ids of the enrolled species
     names: list[str]
-    prototypes: np.ndarray  # (species, dim) float32, normalised embeddings
+    prototypes: np.ndarray  # (pictures, dim) float32, normalised embeddings
+    owners: np.ndarray  # (pictures,) index into ids of each prototype's species
     calibration: Calibration
     center: np.ndarray  # (dim,) the mean training feature vector, taken off before normalising
 
@@ -106,6 +117,7 @@ class Enrolled:
         folder.mkdir(parents=True, exist_ok=True)
         np.ascontiguousarray(self.prototypes, dtype="<f4").tofile(folder / "prototypes.bin")
         meta = {"ids": self.ids, "names": self.names, "dim": int(self.prototypes.shape[1]),
+                "owners": [int(o) for o in self.owners],
                 "scale": self.calibration.scale, "bias": self.calibration.bias,
                 "threshold": self.calibration.threshold, "false_accept_rate": self.calibration.false_accept_rate,
                 "center": [round(float(v), 6) for v in self.center]}
@@ -117,11 +129,12 @@ class Enrolled:
         if not meta_path.is_file():
             raise PokedexError(f"{meta_path} is missing; run the enroll stage first (dvc repro enroll).")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        protos = np.fromfile(folder / "prototypes.bin", dtype="<f4").reshape(len(meta["ids"]), meta["dim"])
+        protos = np.fromfile(folder / "prototypes.bin", dtype="<f4").reshape(len(meta["owners"]), meta["dim"])
         calibration = Calibration(meta["scale"], meta["bias"], meta["threshold"], meta["false_accept_rate"])
-        return cls(meta["ids"], meta["names"], protos, calibration, np.asarray(meta["center"], dtype=np.float32))
+        return cls(meta["ids"], meta["names"], protos, np.asarray(meta["owners"], dtype=int), calibration,
+                   np.asarray(meta["center"], dtype=np.float32))
 
     def rank(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Softmax over trained classes then enrolled species (columns nc.. are self.ids in order)."""
-        return softmax(mixed_logits(logits, self.embed(features), self.prototypes, self.calibration.scale,
-                                    self.calibration.bias))
+        cosines = species_cosine(self.embed(features), self.prototypes, self.owners, len(self.ids))
+        return softmax(mixed_logits(logits, cosines, self.calibration.scale, self.calibration.bias))

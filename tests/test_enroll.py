@@ -31,7 +31,7 @@ def test_fit_finds_the_scale_and_bias_that_generated_the_labels():
     logits = 12.0 * embeddings @ prototypes.T - 4.0  # trained classes follow the same rule
     labels = np.array([rng.choice(classes, p=p) for p in softmax(logits)])
     trained, enrolled = np.arange(6), np.arange(6, 12)
-    a, b = fit_scale_bias(logits, embeddings, labels, trained, enrolled, prototypes[enrolled])
+    a, b = fit_scale_bias(logits, embeddings @ prototypes[enrolled].T, labels, trained, enrolled)
     assert a == pytest.approx(12.0, rel=0.1) and b == pytest.approx(-4.0, abs=0.6)
 
 
@@ -98,7 +98,7 @@ def test_a_species_enrolled_from_five_pictures_is_recognised_and_not_given_to_ot
     assert "0002/a.jpg,species 0002 is one of the model's 8 trained classes" in rejects
     assert "loose.jpg,not inside a folder named by a 4-digit Pokédex id" in rejects and "README" not in rejects
     enrolled = Enrolled.load(out)
-    assert enrolled.ids == [9] and enrolled.prototypes.shape == (1, 256)
+    assert enrolled.ids == [9] and enrolled.prototypes.shape == (5, 256) and enrolled.owners.tolist() == [0] * 5
 
     weights, classes = enrolled_model["weights"], enrolled_model["dataset"] / "classes.txt"
     def best_species(images):  # the best-ranked species, whether or not the open-set rule accepts it
@@ -137,6 +137,7 @@ def test_the_kmodel_bundle_carries_the_prototypes_and_main_py_ranks_as_the_pipel
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["classes"] == 8 and manifest["embedding_size"] == 256
     assert (bundle / "prototypes.bin").read_bytes() == (enrolled_model["out"] / "prototypes.bin").read_bytes()
+    assert (bundle / "prototypes.bin").stat().st_size == 5 * 256 * 4  # one row per enrolment picture
 
     images = load_uint8(enrolled_model["queries"], 32)
     rows = simulate(bundle / "model.kmodel", images)
@@ -149,9 +150,10 @@ def test_the_kmodel_bundle_carries_the_prototypes_and_main_py_ranks_as_the_pipel
     scoring = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "ranked_scores")
     enrolled = json.loads((bundle / "enrolled.json").read_text())
     data = (bundle / "prototypes.bin").read_bytes()
-    prototypes = [struct.unpack("<%df" % enrolled["dim"], data[i * 1024:(i + 1) * 1024]) for i in range(len(enrolled["ids"]))]
-    scope = {"math": math, "n_classes": 8, "dim": 256, "prototypes": prototypes, "scale": enrolled["scale"],
-             "bias": enrolled["bias"], "center": enrolled["center"]}
+    prototypes = [struct.unpack("<%df" % enrolled["dim"], data[i * 1024:(i + 1) * 1024]) for i in range(len(enrolled["owners"]))]
+    scope = {"math": math, "n_classes": 8, "dim": 256, "prototypes": prototypes, "owners": enrolled["owners"],
+             "scale": enrolled["scale"], "bias": enrolled["bias"], "center": enrolled["center"],
+             "names": ["x"] * (8 + len(enrolled["ids"]))}
     exec(compile(ast.Module([scoring], []), "main.py", "exec"), scope)
     device = [scope["ranked_scores"](list(row)) for row in rows]
     expected = Enrolled.load(enrolled_model["out"]).rank(rows[:, :8], rows[:, 8:])

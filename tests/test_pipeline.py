@@ -133,7 +133,7 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     (new_species / "notes.jpg").write_text("not a picture")
     assert _ran(_run(["dvc", "repro"], repo)) == ["enroll", "evaluate", "compile-kmodel"]
     enrolled = json.loads((bundle / "enrolled.json").read_text())
-    assert enrolled["ids"] == [5] and enrolled["dim"] == 256 and (bundle / "prototypes.bin").stat().st_size == 256 * 4
+    assert enrolled["ids"] == [5] and enrolled["owners"] == [0, 0] and (bundle / "prototypes.bin").stat().st_size == 2 * 256 * 4
     assert "0005/notes.jpg,not an image" in (repo / "models" / "enrolled" / "rejects.csv").read_text()
     assert json.loads((repo / "reports" / "eval" / "metrics.json").read_text())["enrolled_species"] == 1
 

@@ -24,7 +24,7 @@ n_classes, dim = manifest["classes"], manifest.get("embedding_size", 0)
 with open("/sd/classes.txt") as f:
     names = ["%04d %s" % (i + 1, line.strip()) for i, line in enumerate(f)]
 
-scale, bias, threshold, prototypes, center = 0.0, 0.0, 0.0, [], []
+scale, bias, threshold, prototypes, owners, center = 0.0, 0.0, 0.0, [], [], []
 try:
     with open("/sd/enrolled.json") as f:
         enrolled = json.load(f) if dim else None
@@ -32,25 +32,29 @@ except OSError:  # a bundle without enrolled species: the trained classes only
     enrolled = None
 if enrolled:
     scale, bias, threshold, center = enrolled["scale"], enrolled["bias"], enrolled["threshold"], enrolled["center"]
+    owners = enrolled["owners"]  # the enrolled species of each prototype (one per enrolment picture)
     names += ["%04d %s" % (i, name) for i, name in zip(enrolled["ids"], enrolled["names"])]
-    with open("/sd/prototypes.bin", "rb") as f:  # little-endian float32, one row of `dim` per enrolled species
-        for _ in enrolled["ids"]:
+    with open("/sd/prototypes.bin", "rb") as f:  # little-endian float32, one row of `dim` per prototype
+        for _ in owners:
             prototypes.append(array("f", struct.unpack("<%df" % dim, f.read(4 * dim))))
     del enrolled
     gc.collect()
 
 
 def ranked_scores(row):
-    """Softmax over the trained logits and the enrolled species' a * cos + b; returns (best index, score)."""
+    """Softmax over the trained logits and the enrolled species' a * best cos + b; returns (best index, score)."""
     if not dim:  # a detector or an older bundle: the row is the class scores
         best = max(range(len(row)), key=lambda i: row[i])
         return best, row[best]
     logits = list(row[:n_classes])
     embedding = [v - c for v, c in zip(row[n_classes:n_classes + dim], center)]
     norm = math.sqrt(sum(v * v for v in embedding)) or 1.0
-    for prototype in prototypes:
+    best_cos = [-1.0] * (len(names) - n_classes)  # each enrolled species scores its closest prototype
+    for owner, prototype in zip(owners, prototypes):
         cos = sum(e * p for e, p in zip(embedding, prototype)) / norm
-        logits.append(scale * cos + bias)
+        if cos > best_cos[owner]:
+            best_cos[owner] = cos
+    logits += [scale * cos + bias for cos in best_cos]
     top = max(logits)
     total = sum(math.exp(z - top) for z in logits)
     best = max(range(len(logits)), key=lambda i: logits[i])
