@@ -111,7 +111,9 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     predicted = subprocess.run(["pokedex", "predict", str(image), "--top", "1"], cwd=repo / "data",
                                env=_env(repo.parent / "home"), capture_output=True, text=True)
     assert predicted.returncode == 0, predicted.stderr[-2000:]
-    assert predicted.stdout.splitlines()[0] == str(image) and predicted.stdout.splitlines()[1].strip().startswith("1. 000")
+    # a one-epoch model may answer "(no Pokémon)" before its best guess: the enrolled output's open-set rule
+    assert predicted.stdout.splitlines()[0] == str(image)
+    assert predicted.stdout.splitlines()[1].strip().startswith(("1. 000", "1. (no Pokémon)")), predicted.stdout
 
     shown = _run(["dvc", "metrics", "show", "--json"], repo)
     assert "top1" in shown and "kmodel_bytes" in shown and "ram_bytes" in shown
