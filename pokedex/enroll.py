@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 def _simulated_enrolment(rng, n_classes: int, train_emb, train_labels, shots: int):
     """Half the classes 'enrolled' from `shots` training embeddings each, a quarter 'unknown' (no logit, no
-    prototype), the rest trained: the validation split then looks like a deployment with enrolled species."""
+    prototype; none below 4 classes), the rest trained: the validation split then looks like a deployment with
+    enrolled species."""
     order = rng.permutation(n_classes)
     enrolled, unknown = np.sort(order[: n_classes // 2]), np.sort(order[n_classes // 2: n_classes * 3 // 4])
     rows, owners = [], []
@@ -92,8 +93,8 @@ def calibrate(val_logits, val_emb, val_labels, train_emb, train_labels, backgrou
     """(a, b) and the open-set threshold from the validation split; returns them with validation figures."""
     rng = np.random.default_rng(seed)
     n_classes = val_logits.shape[1]
-    if n_classes < 4:
-        raise PokedexError(f"enrolment calibration needs at least 4 trained classes; the model has {n_classes}.")
+    if n_classes < 2:
+        raise PokedexError(f"enrolment calibration needs at least 2 trained classes; the model has {n_classes}.")
     trained, enrolled, unknown, protos, owners = _simulated_enrolment(rng, n_classes, train_emb, train_labels, shots)
     val_cos = species_cosine(val_emb, protos, owners, len(enrolled))
     a, b = fit_scale_bias(val_logits, val_cos, val_labels, trained, enrolled)

@@ -35,6 +35,20 @@ def test_fit_finds_the_scale_and_bias_that_generated_the_labels():
     assert a == pytest.approx(12.0, rel=0.1) and b == pytest.approx(-4.0, abs=0.6)
 
 
+@pytest.mark.parametrize("classes", [2, 3])
+def test_calibration_works_with_the_fewest_classes_a_classifier_has(classes):
+    """Below 4 classes no species is left out as unknown: the negatives are the pictures without a Pokémon."""
+    from pokedex.enroll import calibrate
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(classes), 6)
+    emb = normalise(rng.normal(size=(len(labels), 8)))
+    calibration, figures = calibrate(rng.normal(size=(len(labels), classes)), emb, labels, emb, labels,
+                                     rng.normal(size=(5, classes)), normalise(rng.normal(size=(5, 8))), 3, 0.2, 0)
+    assert np.isfinite([calibration.scale, calibration.bias, calibration.threshold]).all()
+    assert figures["val_false_accept"] <= 0.2
+
+
 def test_auroc_and_the_threshold_for_a_false_accept_rate():
     assert auroc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
     assert auroc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
