@@ -51,7 +51,7 @@ def subset_dataset(dataset: Path, classes: int, out: Path) -> Path:
     return out
 
 
-def trained_subset_model(cfg, dataset: Path, classes: int, work: Path, retrain: bool) -> Path:
+def trained_subset_model(cfg, dataset: Path, subset: Path, classes: int, work: Path, retrain: bool) -> Path:
     from pokedex.train import train
 
     key = json.dumps({"classes": classes, "train": OmegaConf.to_container(cfg.train), "model": OmegaConf.to_container(cfg.model),
@@ -60,7 +60,6 @@ def trained_subset_model(cfg, dataset: Path, classes: int, work: Path, retrain: 
     if best.is_file() and stamp.is_file() and stamp.read_text() == key and not retrain:
         print(f"reusing {best} (trained with the same params; --retrain to train again)")
         return best
-    subset = subset_dataset(dataset, classes, work / "dataset")
     start = time.perf_counter()
     best = train(cfg, subset, work / "train")
     print(f"trained species 1-{classes} in {time.perf_counter() - start:.0f} s")
@@ -81,7 +80,8 @@ def main() -> None:
     dataset = ROOT / paths.yolo_dataset
     work = cache_dir() / "benchmarks" / "enroll"
     work.mkdir(parents=True, exist_ok=True)
-    weights = trained_subset_model(cfg, dataset, args.trained, work, args.retrain)
+    subset = subset_dataset(dataset, args.trained, work / "dataset")  # what the model trains and calibrates on
+    weights = trained_subset_model(cfg, dataset, subset, args.trained, work, args.retrain)
     model = load_model(weights)
 
     test_paths, truth = split_images(dataset, "test")
@@ -98,13 +98,13 @@ def main() -> None:
 
     train_paths, train_truth = split_images(dataset, "train")
     for k in args.shots:
-        row = run_shots(k, args, cfg, weights, dataset, work, train_paths, train_truth, logits, features, truth, new)
+        row = run_shots(k, args, cfg, weights, subset, work, train_paths, train_truth, logits, features, truth, new)
         results[f"{k}-shot"] = row
         print(f"{k}-shot: {json.dumps(row)}")
     results["kmodel"] = kmodel_check(cfg, weights, work / f"enrolled-{max(args.shots)}", test_images[new], truth[new],
                                      args.kmodel_images, size)
     print("kmodel:", json.dumps(results["kmodel"]))
-    results["open_set"] = open_set_check(args, cfg, weights, dataset, work, train_paths, train_truth, logits,
+    results["open_set"] = open_set_check(args, cfg, weights, subset, work, train_paths, train_truth, logits,
                                          features, truth, size)
     print("open set:", json.dumps(results["open_set"]))
     print(json.dumps(results, indent=2))
@@ -131,10 +131,10 @@ def run_enroll(k: int, cfg, weights: Path, dataset: Path, pictures: Path, out: P
                       int(cfg.data.max_pixels), enroll_cfg, out, Path(tmp) / "report.json")
 
 
-def run_shots(k, args, cfg, weights, dataset, work, train_paths, train_truth, logits, features, truth, new) -> dict:
+def run_shots(k, args, cfg, weights, subset, work, train_paths, train_truth, logits, features, truth, new) -> dict:
     pictures, out = work / f"pictures-{k}", work / f"enrolled-{k}"
     enrol_pictures(pictures, sorted(set(truth[new].tolist())), k, train_paths, train_truth)
-    report = run_enroll(k, cfg, weights, subset_dataset(dataset, args.trained, work / "dataset"), pictures, out)
+    report = run_enroll(k, cfg, weights, subset, pictures, out)
     enrolled = Enrolled.load(out)
     scores = enrolled.rank(logits, features)
     columns = np.array(list(range(args.trained)) + [i - 1 for i in enrolled.ids])  # column -> 0-based class id
@@ -171,7 +171,7 @@ def kmodel_check(cfg, weights: Path, enrolled_dir: Path, images: np.ndarray, tru
             "kmodel_enrolled_top1": round(float(kmodel.mean()), 4)}
 
 
-def open_set_check(args, cfg, weights, dataset, work, train_paths, train_truth, logits, features, truth, size) -> dict:
+def open_set_check(args, cfg, weights, subset, work, train_paths, train_truth, logits, features, truth, size) -> dict:
     """Enrol the first four fifths of the new species (5 pictures); the rest are unknown. Known: test images of
     trained and enrolled species; negatives: unknown species' test images and pictures without a Pokémon."""
     new_species = sorted(set(truth[truth >= args.trained].tolist()))
@@ -179,7 +179,7 @@ def open_set_check(args, cfg, weights, dataset, work, train_paths, train_truth, 
     enrolled_species, unknown = new_species[:cut], new_species[cut:]
     pictures, out = work / "pictures-open-set", work / "enrolled-open-set"
     enrol_pictures(pictures, enrolled_species, 5, train_paths, train_truth)
-    run_enroll(5, cfg, weights, subset_dataset(dataset, args.trained, work / "dataset"), pictures, out)
+    run_enroll(5, cfg, weights, subset, pictures, out)
     enrolled = Enrolled.load(out)
     best = enrolled.rank(logits, features).max(1)
     is_unknown = np.isin(truth, unknown)
