@@ -14,6 +14,14 @@ def project_dir() -> Path:
     queued experiments running in temporary copies; else this checkout."""
     return Path(os.environ.get("DVC_ROOT") or CHECKOUT).resolve()
 
+
+def cache_dir() -> Path:
+    """Downloads and derived caches (npm package, Hugging Face, CLIP): $POKEDEX_CACHE, else .cache/pokedex under
+    DVC's root (shared by queued experiments' temporary copies), never the home folder."""
+    if os.environ.get("POKEDEX_CACHE"):
+        return Path(os.environ["POKEDEX_CACHE"])
+    return project_dir() / ".cache" / "pokedex"
+
 # Offline by default: ONNX Runtime (1.2x+) otherwise keeps a telemetry queue and device id in ~/.cache.
 # Set before anything imports onnxruntime; every stage and the CLI import this package first.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

@@ -92,6 +92,8 @@ RULES: dict[str, Number] = {
     "kmodel.eval_images": Number(int, 0),
     "kmodel.ram_limit_mb": Number(float, 0, above=True),
     "kmodel.flash_limit_mb": Number(float, 0, above=True),
+    "clip.batch": COUNT,
+    "clip.probe.steps": COUNT,
 }
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pokedex.accuracy import accuracy_metrics
 from pokedex.data.scenes import SCENE_TEST, no_pokemon, scene_image
 from pokedex.data.classes import class_label
 from pokedex.data.dataset import class_names, load_uint8, test_images
@@ -50,13 +51,6 @@ def ranked_classes(result, k: int = 5) -> list[int]:
         if len(ranked) == k:
             break
     return ranked or [NO_DETECTION]
-
-
-def accuracy_metrics(truth: np.ndarray, ranked: list[list[int]], n_classes: int) -> dict:
-    top1 = np.array([r[0] == t for r, t in zip(ranked, truth)])
-    top5 = np.array([t in r[:5] for r, t in zip(ranked, truth)])
-    per_class = [float(top1[truth == c].mean()) if (truth == c).any() else float("nan") for c in range(n_classes)]
-    return {"top1": float(top1.mean()), "top5": float(top5.mean()), "per_class": per_class}
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
@@ -23,6 +24,13 @@ def worker_count(requested: int | None) -> int:
         return os.cpu_count() or 1
 
 
+def _worker_signals() -> None:
+    """A worker leaves interruptions to the stage process: Ctrl-C (sent to the whole process group) is ignored,
+    and the SIGTERM with which the pool is shut down ends it silently instead of raising the stage's Stopped."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def parallel_map(
     func: Callable[[T], R], items: Iterable[T], total: int, workers: int | None, desc: str
 ) -> Iterator[R]:
@@ -36,7 +44,7 @@ def parallel_map(
             bar.update()
     else:
         # fork keeps start-up cheap; workers only touch Pillow/numpy, which are fork-safe
-        with mp.get_context("fork").Pool(n) as pool:
+        with mp.get_context("fork").Pool(n, initializer=_worker_signals) as pool:
             for result in pool.imap_unordered(func, items, chunksize=chunksize):
                 yield result
                 bar.update()

@@ -25,12 +25,14 @@ log = logging.getLogger(__name__)
 
 TOP_PAIRS = 12     # most-confused (actual, predicted) pairs shown per experiment
 WORST_CLASSES = 12
+CLIP_CHANGES = 12  # species whose top-1 the CLIP hybrid changes most, shown per experiment
 # (column in `dvc exp show`, heading, scale): the metrics that matter for this project
 KEY_METRICS = [
     ("top1", "test top-1", 1), ("top5", "test top-5", 1), ("scene_top1", "scene top-1", 1),
     ("open_set_auroc", "no-Pokémon AUROC", 1), ("latency_ms", "CPU ms/image", 1),
     ("kmodel_bytes", "kmodel MB", 1e-6), ("ram_bytes", "K210 RAM MB", 1e-6), ("fits_k210", "fits K210", 1),
-    ("kmodel_top1", "kmodel top-1", 1),
+    ("kmodel_top1", "kmodel top-1", 1), ("clip_zero_shot_top1", "CLIP zero-shot top-1", 1),
+    ("clip_probe_top1", "CLIP probe top-1", 1), ("hybrid_top1", "hybrid top-1", 1),
 ]
 # `dvc exp show` with only what matters: params that differ, the key metrics always, no dependency hashes
 # (DVC's own --only-changed/--keep/--drop; the regexes match from the start of a column name).
@@ -48,6 +50,7 @@ class Experiment:
     curves: dict[str, list[float]] = field(default_factory=dict)
     predictions: list[tuple[str, str]] = field(default_factory=list)  # (actual, predicted) per test image
     examples: dict[str, str] = field(default_factory=dict)  # 'NNNN' -> the name of one of its test images
+    clip_per_class: list[dict] = field(default_factory=list)  # rows of the clip stage's per_class.csv
 
 
 def _read(path: str, repo: str, rev: str | None, mode: str = "r"):
@@ -92,6 +95,8 @@ def load_experiments(repo: str = ".", names: list[str] | None = None) -> list[Ex
             exp.predictions = [(r["actual"], r["predicted"]) for r in rows]
             for r in rows:
                 exp.examples.setdefault(r["actual"][:4], r["image"])
+        if (clip := _read(f"{paths['clip_reports']}/per_class.csv", repo, rev)) is not None:
+            exp.clip_per_class = list(csv.DictReader(io.StringIO(clip)))
         experiments.append(exp)
     if len(experiments) > 1 and _same(experiments[0].row, experiments[1].row):
         experiments.pop(0)  # the workspace holds nothing HEAD does not
@@ -130,7 +135,8 @@ def thumbnails(dataset_images: Path) -> dict[str, str]:
 
 def shown_species(exp: Experiment) -> set[str]:
     pairs = confused_pairs(exp.predictions)
-    return {label[:4] for a, p, _, _ in pairs for label in (a, p)} | {c[:4] for c, _, _ in worst_classes(exp.predictions)}
+    return ({label[:4] for a, p, _, _ in pairs for label in (a, p)} | {c[:4] for c, _, _ in worst_classes(exp.predictions)}
+            | {r["class"][:4] for r in clip_changes(exp.clip_per_class)})
 
 
 def fill_thumbnails(thumbs: dict[str, str], experiments: list[Experiment], repo: str, test_images: str) -> None:
@@ -163,6 +169,28 @@ def confusion_section(exp: Experiment, thumbs: dict[str, str], matrix_file: str)
             f"<tbody>{worst}</tbody></table></div>"
             + (f"<p class='note'>The full confusion matrix: <code>{html.escape(matrix_file)}</code> "
                f"(and <code>dvc plots show</code>).</p>" if matrix_file else ""))
+
+
+def clip_changes(rows: list[dict], top: int = CLIP_CHANGES) -> list[dict]:
+    """The species whose test top-1 the hybrid moves most from the classifier's, largest change first."""
+    def change(row: dict) -> float:
+        return abs(float(row["hybrid_top1"]) - float(row["classifier_top1"]))
+    measured = [r for r in rows if r["classifier_top1"] != "nan"]
+    return sorted((r for r in measured if change(r) > 0), key=lambda r: (-change(r), r["class"]))[:top]
+
+
+def clip_section(exp: Experiment, thumbs: dict[str, str]) -> str:
+    """Per-species CLIP results of one experiment (nothing when it ran without a CLIP model)."""
+    if not exp.clip_per_class:
+        return ""
+    cells = ["classifier_top1", "zero_shot_top1", "probe_top1", "hybrid_top1"]
+    rows = "".join(f"<tr><td>{_species(r['class'], thumbs)}</td><td>{r['images']}</td>"
+                   + "".join(f"<td>{_cell(float(r[c]))}</td>" for c in cells) + "</tr>"
+                   for r in clip_changes(exp.clip_per_class))
+    return (f"<h3>{html.escape(exp.name)}</h3><table><caption>Species whose top-1 the CLIP hybrid changes most "
+            f"(test split)</caption><thead><tr><th>class</th><th>images</th><th>classifier</th><th>CLIP zero-shot"
+            f"</th><th>CLIP probe</th><th>hybrid</th></tr></thead>"
+            f"<tbody>{rows or '<tr><td colspan=6>the hybrid changes no species</td></tr>'}</tbody></table>")
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -226,6 +254,9 @@ def render(experiments: list[Experiment], params: list[str], thumbs: dict[str, s
         + "".join(f"<td>{_cell(e.row.get(k))}</td>" for k in params) + "</tr>"
         for e in experiments)
     confusions = "".join(confusion_section(e, thumbs or {}, matrix_file) for e in experiments)
+    clip = "".join(clip_section(e, thumbs or {}) for e in experiments) or (
+        "<p>No experiment ran with a CLIP model (<code>dvc exp run -S clip=vit-b-32 -S clip.pretrained=&lt;file&gt;"
+        "</code>).</p>")
     curves = (f"<img alt='training curves' src='data:image/png;base64,{curves_png(experiments)}'>"
               if any(e.curves for e in experiments) else "<p>No training curves found.</p>")
     return f"""<!doctype html>
@@ -249,6 +280,8 @@ img {{ max-width: 100%; }}
 {curves}
 <h2>Confusions (test split)</h2>
 {confusions}
+<h2>CLIP per species</h2>
+{clip}
 </body></html>
 """
 

@@ -1,4 +1,4 @@
-"""Stage ingest: raw images in data/raw/all_pokemon/NNNN/ and the class table (data.source)."""
+"""Stage ingest: raw images in data/raw/all_pokemon/NNNN/, their index and the class table (data.source)."""
 
 from pathlib import Path
 
@@ -6,9 +6,10 @@ from pokedex.data.ingest import ingest
 from pokedex.stage import stage
 
 
-@stage("raw", "classes", "ingest_rejects")
+@stage("raw", "classes", "ingest_rejects", "raw_index")
 def main(cfg):
-    ingest(cfg.data, Path(cfg.paths.raw), Path(cfg.paths.classes), Path(cfg.paths.ingest_rejects))
+    p = cfg.paths
+    ingest(cfg.data, Path(p.raw), Path(p.classes), Path(p.ingest_rejects), index=Path(p.raw_index))
 
 
 if __name__ == "__main__":

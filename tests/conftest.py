@@ -47,7 +47,8 @@ def build_dataset(cfg: DictConfig, base: Path) -> dict[str, Path]:
         "rejects": base / "processed" / "rejects.csv",
         "yolo": base / "yolo_dataset",
     }
-    ingest(cfg.data, paths["raw"], paths["classes"], base / "raw" / "ingest_rejects.csv")
+    ingest(cfg.data, paths["raw"], paths["classes"], base / "raw" / "ingest_rejects.csv",
+           index=base / "raw" / "files.csv")
     preprocess(paths["raw"], paths["processed"], paths["manifest"], paths["rejects"],
                size=cfg.data.image_size, quality=cfg.data.jpeg_quality, workers=cfg.data.workers,
                min_size=cfg.data.min_image_size, max_pixels=cfg.data.max_pixels)

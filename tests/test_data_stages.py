@@ -41,6 +41,13 @@ def test_ingest_layout_and_class_table(tiny_cfg, tiny_dataset):
             assert img.size == (tiny_cfg.data.synthetic.image_size,) * 2
     table = read_class_table(tiny_dataset["classes"])
     assert sorted(table) == list(range(1, n + 1)) and len(set(table.values())) == n
+    # the index preprocess depends on: every raw file with its size and sha256
+    with (raw.parent / "files.csv").open() as f:
+        index = {row["path"]: row for row in csv.DictReader(f)}
+    files = sorted(p for p in raw.rglob("*") if p.is_file())
+    assert sorted(index) == [p.relative_to(raw).as_posix() for p in files]
+    first = files[0]
+    assert index[first.relative_to(raw).as_posix()]["sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()
 
 
 def test_same_seed_same_data_and_split_hashes_whatever_the_worker_count(tmp_path):

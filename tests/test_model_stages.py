@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from pokedex.errors import PokedexError
-from pokedex.evaluate import accuracy_metrics, confusion_matrix, evaluate
+from pokedex.accuracy import accuracy_metrics
+from pokedex.evaluate import confusion_matrix, evaluate
 from pokedex.export import export_with_parity
 from pokedex.predict import predict
 from pokedex.train import train, train_args

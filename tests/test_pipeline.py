@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,8 +24,9 @@ from pokedex.process import SHELLS
 
 from .conftest import needs_nncase
 from .project_copy import commit, copy_project, identify
+from .tiny_clip import make_tiny_clip
 TINY = ["debug=quick"]
-STAGES = ["ingest", "preprocess", "yolo-format", "train", "enroll", "evaluate", "export-onnx", "compile-kmodel"]
+STAGES = ["ingest", "preprocess", "yolo-format", "train", "enroll", "evaluate", "clip", "export-onnx", "compile-kmodel"]
 
 
 def _env(home: Path) -> dict:
@@ -94,6 +96,8 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     assert parity["top1_agreement"] == 1.0
     kmodel = json.loads((repo / "reports" / "kmodel.json").read_text())
     assert kmodel["fits_k210"] and kmodel["memory_bytes"]["total"] > 0 and kmodel["eval_images"] == 4
+    clip = json.loads((repo / "reports" / "clip" / "metrics.json").read_text())  # no CLIP model: says so, no number
+    assert list(clip) == ["clip"] and clip["clip"].startswith("not configured")
     bundle = repo / "deploy" / "k210"
     assert sorted(p.name for p in bundle.iterdir()) == BUNDLE
     assert (bundle / "classes.txt").read_text() == (yolo / "classes.txt").read_text()
@@ -141,8 +145,8 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
 
     params["data"]["split"]["seed"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert _ran(_run(["dvc", "repro"], repo)) == ["yolo-format", "train", "enroll", "evaluate", "export-onnx",
-                                                  "compile-kmodel"]
+    assert _ran(_run(["dvc", "repro"], repo)) == ["yolo-format", "train", "enroll", "evaluate", "clip",
+                                                  "export-onnx", "compile-kmodel"]
 
 
 @pytest.mark.slow
@@ -158,6 +162,28 @@ def test_dvc_exp_run_composes_conf_and_shows_experiments(repo):
     assert yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["latency_images"] == 5
     table = _run(["dvc", "exp", "show", "--md", "--no-pager"], repo)
     assert "latency5" in table and "top1" in table
+
+
+@pytest.mark.slow
+@needs_nncase  # the DAG must be up to date first, compile-kmodel included
+def test_dvc_exp_run_with_a_clip_model_runs_only_the_clip_stage(repo, tmp_path):
+    """`dvc exp run -S clip.model=... -S clip.pretrained=<file>`: CLIP's metrics land beside the classifier's and
+    nothing else reruns (the tiny model stands for a real checkpoint)."""
+    compose_params(repo / "params.yaml", TINY, root=repo)
+    _run(["dvc", "repro"], repo)
+    commit(repo, "built")
+    config, checkpoint = make_tiny_clip(tmp_path)
+    overrides = [*TINY, f"clip.model={config}", f"clip.pretrained={checkpoint}", "clip.probe.steps=20"]
+    out = _run(["dvc", "exp", "run", "-n", "with-clip", *(arg for o in overrides for arg in ("-S", o))], repo)
+    assert _ran(out) == ["clip"], out[-3000:]
+    shown = _json(["dvc", "exp", "show", "--json"], repo)
+    metrics = json.dumps(shown)
+    assert "clip_zero_shot_top1" in metrics and "hybrid_top1" in metrics and "kmodel_top1" in metrics
+    clip = json.loads((repo / "reports" / "clip" / "metrics.json").read_text())
+    assert clip["classes"] == 4 and 0 <= clip["hybrid_top1"] <= 1
+    assert len((repo / "reports" / "clip" / "per_class.csv").read_text().splitlines()) == 5
+    run = _mlflow_runs(repo)["with-clip"]  # logged beside the training run's figures
+    assert run.data.metrics["clip/hybrid_top1"] == clip["hybrid_top1"]
 
 
 @pytest.mark.slow
@@ -493,6 +519,19 @@ def test_folder_source_through_dvc_reruns_from_ingest_when_photos_are_added(repo
     assert (repo / "data" / "yolo_dataset" / "classes.txt").read_text() == "Bulbasaur\nIvysaur\nVenusaur\n"
 
     assert _ran(_run(["dvc", "repro", "yolo-format"], repo)) == []
+    # preprocess depends on the raw index, not the raw folder: a hand-edited raw file is still seen (as ingest's
+    # output), DVC restores ingest's outputs from its run cache, and nothing after ingest reruns
+    edited = repo / "data" / "raw" / "all_pokemon" / "0001" / "0.png"
+    original = edited.read_bytes()
+    Image.new("RGB", (40, 40), (0, 0, 0)).save(edited)
+    status = _run(["dvc", "status", "ingest"], repo)
+    assert "modified" in status and "data/raw/all_pokemon" in status, status
+    restored = _run(["dvc", "repro", "yolo-format"], repo)
+    assert "Stage 'ingest' is cached - skipping run, checking out outputs" in restored and _ran(restored) == []
+    assert edited.read_bytes() == original and "up to date" in _run(["dvc", "status", "--with-deps", "yolo-format"], repo)
+    row = f"0001/0.png,{len(original)},{hashlib.sha256(original).hexdigest()}"
+    assert row in (repo / "data" / "raw" / "files.csv").read_text().splitlines()
+
     Image.new("RGB", (40, 40), (10, 200, 10)).save(photos / "0003" / "new.png")
     assert _ran(_run(["dvc", "repro", "yolo-format"], repo)) == ["ingest", "preprocess", "yolo-format"]
     compose_params(repo / "params.yaml", TINY, root=repo)
@@ -554,10 +593,12 @@ def test_every_module_a_stage_runs_is_a_dependency_of_that_stage_in_dvc_yaml(rep
     (tmp_path / "trace" / "sitecustomize.py").write_text(TRACE_IMPORTS)
     log = tmp_path / "imports.jsonl"
     env = dict(_env(repo.parent / "home"), PYTHONPATH=str(tmp_path / "trace"), POKEDEX_IMPORT_LOG=str(log))
-    compose_params(repo / "params.yaml", TINY, root=repo)
+    config, checkpoint = make_tiny_clip(tmp_path / "clip")  # the clip stage's whole path, not "not configured"
+    compose_params(repo / "params.yaml", [*TINY, f"clip.model={config}", f"clip.pretrained={checkpoint}"], root=repo)
     done = subprocess.run(["dvc", "repro", "--force"], cwd=repo, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
+    compose_params(repo / "params.yaml", TINY, root=repo)
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     by_module = {spec["cmd"].split()[-1].split(".")[-1] + ".py": name for name, spec in stages.items()}
     missing, loaded = [], {name: set() for name in stages}

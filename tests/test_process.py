@@ -125,6 +125,18 @@ def test_a_stage_started_through_sh_ends_when_its_killed_dvc_is_not_yet_reaped(t
         fake_dvc.wait()
 
 
+def test_a_worker_pool_shuts_down_without_tracebacks_in_a_stage_that_stops_on_signals():
+    """The pool's SIGTERM to its idle workers at the end of parallel_map used to raise the stage's Stopped in each
+    (a 'Process ForkPoolWorker' traceback in preprocess's log of the default pipeline)."""
+    code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
+            "from pokedex.process import stop_on_signals\nfrom pokedex.parallel import parallel_map\n"
+            "def work(i):\n    time.sleep(0.001 * (i % 7))\n    return i\n"
+            "stop_on_signals()\n"
+            "for _ in range(5):\n    assert sorted(parallel_map(work, range(200), 200, 2, 'x')) == list(range(200))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+
+
 def test_runs_left_running_by_a_killed_process_end_as_killed(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     client, experiment = mlflow_store.client()

@@ -46,3 +46,19 @@ def test_confusions_show_the_most_confused_pairs_and_worst_classes_with_a_pictur
     assert "2 of 4" in page and "1 of 4" in page and "No predictions found." in page
     assert "<code>reports/eval/confusion_matrix.png</code>" in page
     assert "<script" not in page and "http" not in page
+
+
+def test_clip_section_lists_the_species_the_hybrid_changes_most_or_says_none_ran():
+    from pokedex.report import clip_changes
+
+    def row(name, classifier, hybrid):
+        return {"class": name, "images": "4", "classifier_top1": classifier, "zero_shot_top1": "0.25",
+                "probe_top1": "0.5", "hybrid_top1": hybrid}
+
+    rows = [row("0001 Bulbasaur", "0.5", "0.75"), row("0002 Ivysaur", "1.0", "0.5"), row("0003 Venusaur", "0.5", "0.5"),
+            row("0004 Charmander", "nan", "nan")]
+    assert [r["class"] for r in clip_changes(rows)] == ["0002 Ivysaur", "0001 Bulbasaur"]  # largest change first
+    page = render([Experiment("clip", "abc1234", {"top1": 0.5, "hybrid_top1": 0.625}, clip_per_class=rows)], [])
+    assert "<th>hybrid top-1</th>" in page and "<td>0.625</td>" in page
+    assert "Ivysaur" in page and "Bulbasaur" in page and "Venusaur" not in page and "Charmander" not in page
+    assert "No experiment ran with a CLIP model" in render([Experiment("plain", None, {"top1": 0.5})], [])

@@ -1,12 +1,12 @@
-"""What every data source returns, and the download cache the remote ones share."""
+"""What every data source returns, and the download cache the remote ones share (pokedex.cache_dir)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from pokedex import project_dir
+from pokedex import cache_dir
+
+__all__ = ["IngestResult", "cache_dir"]
 
 
 @dataclass
@@ -19,9 +19,3 @@ class IngestResult:
     rejects: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
     names: dict[int, str] = field(default_factory=dict)  # names the source itself carries; the shipped table fills the rest
 
-
-def cache_dir() -> Path:
-    """$POKEDEX_CACHE, else .cache/pokedex under DVC's root (shared by queued experiments' temporary copies)."""
-    if os.environ.get("POKEDEX_CACHE"):
-        return Path(os.environ["POKEDEX_CACHE"])
-    return project_dir() / ".cache" / "pokedex"

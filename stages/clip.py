@@ -1,0 +1,21 @@
+"""Stage clip: CLIP zero-shot, a linear probe on CLIP embeddings and a CLIP + classifier hybrid (clip.model)."""
+
+from pathlib import Path
+
+from pokedex import cache_dir, tracking
+from pokedex.clip import measure
+from pokedex.stage import stage
+
+
+@stage("clip_reports")
+def main(cfg):
+    p = cfg.paths
+    reports = Path(p.clip_reports)
+    metrics = measure(cfg.clip, Path(p.weights), Path(p.yolo_dataset), cfg.data.image_size, reports,
+                      cache_dir() / "clip")
+    if cfg.clip.model is not None:
+        tracking.record("clip", cfg, Path(p.weights), metrics, [reports / "metrics.json", reports / "per_class.csv"])
+
+
+if __name__ == "__main__":
+    main()
