@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +63,12 @@ def _architecture(name: str) -> tuple[str, str]:
     """(the name open_clip knows, what identifies the architecture for the cache)."""
     import open_clip
 
-    if name.startswith(("hf-hub:", "local-dir:")):
+    if name.startswith("hf-hub:"):
         return name, name
+    if name.startswith("local-dir:"):  # config and weights in one folder: their sizes and times stand for them
+        folder = Path(name.split(":", 1)[1])
+        files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        return name, json.dumps([[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files])
     if name.endswith(".json"):
         config = Path(name)
         if not config.is_file():
@@ -108,7 +113,10 @@ def load_clip(model: str, pretrained: str | None, cache: Path, device: str = "cp
         net, _, preprocess = open_clip.create_model_and_transforms(
             arch, pretrained=weights, device=device, cache_dir=str(cache / "weights"))
     except Exception as exc:  # noqa: BLE001 - open_clip and torch.load fail in many ways on a bad file or no network
-        if weights is not None and not Path(weights).is_file():  # a tag: its download failed
+        if weights is None:  # hf-hub: or local-dir:, weights and config together
+            raise PokedexError(f"clip.model={model} could not be loaded ({type(exc).__name__}); for hf-hub: models "
+                               "without network, save the model with its config and use clip.model=local-dir:<folder>.") from exc
+        if not Path(weights).is_file():  # a tag: its download failed
             raise PokedexError(f"clip.pretrained={weights} has to be downloaded and that failed "
                                f"({type(exc).__name__}); without network, fetch the checkpoint elsewhere and set "
                                "clip.pretrained=<file>.") from exc
@@ -132,7 +140,7 @@ def class_text_embeddings(clip: Clip, names: list[str], templates: list[str], ca
     weights = build_zero_shot_classifier(clip.model, clip.tokenizer, names, prompts, num_classes_per_batch=16)
     embeddings = weights.T.float().cpu().numpy()
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(f".{np.random.default_rng().integers(1 << 30)}.tmp.npy")
+    tmp = cached.with_name(f"{cached.stem}.{os.getpid()}.tmp.npy")
     np.save(tmp, embeddings)
     tmp.replace(cached)  # never a half-written cache entry
     return embeddings
