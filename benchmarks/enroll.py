@@ -1,6 +1,7 @@
 """Enrolment on real data: train on species 1-493, enrol 494-649 from k pictures each, test on held-out animations.
 
     python benchmarks/enroll.py [--trained 493] [--shots 1 3 5] [--kmodel-images 300] [--out FILE.json]
+                                [--clip-model ViT-B-32 --clip-pretrained FILE]
 
 Reads the workspace's YOLO dataset (`dvc repro yolo-format` with the default data=pokeapi: PokeAPI's animated
 sprites of species 1-649, split by animation) and the workspace's 649-class model as the upper bound. It
@@ -10,6 +11,8 @@ frames of each remaining species (their test animations are never used to enrol)
 split: top-1 on the enrolled species, on the trained species before and after enrolment, overall; the kmodel
 (nncase simulator) next to the float model on enrolled species' test images; and the open-set rule with the
 last fifth of the new species left unknown (neither trained nor enrolled) plus pictures without a Pokémon.
+With --clip-pretrained, the enrolment and open-set figures again with prototypes made of CLIP image embeddings
+(enroll.embedding=clip), beside the classifier's ("clip 5-shot", "clip open_set"); the kmodel has no CLIP.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from pokedex.data.dataset import load_uint8, split_images
 from pokedex.data.scenes import SCENE_TEST, no_pokemon
 from pokedex.data.sources import cache_dir
 from pokedex.enroll import enroll
-from pokedex.openset import Enrolled, auroc, logits_and_features
+from pokedex.clip import clip_features, enrolment_embedding
+from pokedex.openset import Enrolled, auroc, logits_and_embedding, logits_and_features
 from pokedex.ultra import load_model
 
 
@@ -74,6 +78,8 @@ def main() -> None:
     parser.add_argument("--kmodel-images", type=int, default=300, help="enrolled test images through the simulator")
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
+    parser.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture for CLIP enrolment")
+    parser.add_argument("--clip-pretrained", default=None, help="its checkpoint file (or tag): compares CLIP enrolment")
     args = parser.parse_args()
     cfg = OmegaConf.load(ROOT / "params.yaml")
     paths, size = cfg.paths, int(cfg.data.image_size)
@@ -97,16 +103,24 @@ def main() -> None:
     results["upper_bound_full_training_new_top1"] = round(float(full_right[new].mean()), 4)
 
     train_paths, train_truth = split_images(dataset, "train")
-    for k in args.shots:
-        row = run_shots(k, args, cfg, weights, subset, work, train_paths, train_truth, logits, features, truth, new)
-        results[f"{k}-shot"] = row
-        print(f"{k}-shot: {json.dumps(row)}")
-    results["kmodel"] = kmodel_check(cfg, weights, work / f"enrolled-{max(args.shots)}", test_images[new], truth[new],
-                                     args.kmodel_images, size)
-    print("kmodel:", json.dumps(results["kmodel"]))
-    results["open_set"] = open_set_check(args, cfg, weights, subset, work, train_paths, train_truth, logits,
-                                         features, truth, size)
-    print("open set:", json.dumps(results["open_set"]))
+    embeddings = {"": ({"embedding": "classifier"}, features)}  # result-key prefix -> (enroll overrides, test features)
+    if args.clip_pretrained:
+        spec = enrolment_embedding(args.clip_model, args.clip_pretrained)
+        embeddings["clip "] = ({"embedding": "clip", "clip": {"model": args.clip_model, "pretrained": args.clip_pretrained}},
+                               clip_features(spec, test_images))
+    for prefix, (overrides, test_features) in embeddings.items():
+        for k in args.shots:
+            row = run_shots(k, args, cfg, overrides, weights, subset, work, train_paths, train_truth, logits,
+                            test_features, truth, new)
+            results[f"{prefix}{k}-shot"] = row
+            print(f"{prefix}{k}-shot: {json.dumps(row)}")
+        if not prefix:  # the K210 computes the classifier's features, not CLIP's
+            results["kmodel"] = kmodel_check(cfg, weights, work / f"enrolled-{max(args.shots)}", test_images[new],
+                                             truth[new], args.kmodel_images, size)
+            print("kmodel:", json.dumps(results["kmodel"]))
+        results[f"{prefix}open_set"] = open_set_check(args, cfg, overrides, weights, subset, work, train_paths,
+                                                      train_truth, logits, test_features, truth, size)
+        print(f"{prefix}open set:", json.dumps(results[f"{prefix}open_set"]))
     print(json.dumps(results, indent=2))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
@@ -124,17 +138,19 @@ def enrol_pictures(folder: Path, species: list[int], k: int, train_paths: list[P
             (folder / f"{class_id + 1:04d}" / frame.name).symlink_to(frame.resolve())
 
 
-def run_enroll(k: int, cfg, weights: Path, dataset: Path, pictures: Path, out: Path) -> dict:
-    enroll_cfg = OmegaConf.merge(cfg.enroll, {"shots": k})
+def run_enroll(k: int, cfg, overrides: dict, weights: Path, dataset: Path, pictures: Path, out: Path) -> dict:
+    enroll_cfg = OmegaConf.merge(cfg.enroll, {"shots": k, **overrides})
     with tempfile.TemporaryDirectory() as tmp:
         return enroll(weights, dataset, pictures, int(cfg.data.image_size), int(cfg.data.min_image_size),
                       int(cfg.data.max_pixels), enroll_cfg, out, Path(tmp) / "report.json")
 
 
-def run_shots(k, args, cfg, weights, subset, work, train_paths, train_truth, logits, features, truth, new) -> dict:
-    pictures, out = work / f"pictures-{k}", work / f"enrolled-{k}"
+def run_shots(k, args, cfg, overrides, weights, subset, work, train_paths, train_truth, logits, features, truth,
+              new) -> dict:
+    kind = overrides["embedding"]
+    pictures, out = work / f"pictures-{k}", work / (f"enrolled-{k}" if kind == "classifier" else f"enrolled-{kind}-{k}")
     enrol_pictures(pictures, sorted(set(truth[new].tolist())), k, train_paths, train_truth)
-    report = run_enroll(k, cfg, weights, subset, pictures, out)
+    report = run_enroll(k, cfg, overrides, weights, subset, pictures, out)
     enrolled = Enrolled.load(out)
     scores = enrolled.rank(logits, features)
     columns = np.array(list(range(args.trained)) + [i - 1 for i in enrolled.ids])  # column -> 0-based class id
@@ -171,20 +187,22 @@ def kmodel_check(cfg, weights: Path, enrolled_dir: Path, images: np.ndarray, tru
             "kmodel_enrolled_top1": round(float(kmodel.mean()), 4)}
 
 
-def open_set_check(args, cfg, weights, subset, work, train_paths, train_truth, logits, features, truth, size) -> dict:
+def open_set_check(args, cfg, overrides, weights, subset, work, train_paths, train_truth, logits, features, truth,
+                   size) -> dict:
     """Enrol the first four fifths of the new species (5 pictures); the rest are unknown. Known: test images of
     trained and enrolled species; negatives: unknown species' test images and pictures without a Pokémon."""
     new_species = sorted(set(truth[truth >= args.trained].tolist()))
     cut = len(new_species) * 4 // 5
     enrolled_species, unknown = new_species[:cut], new_species[cut:]
-    pictures, out = work / "pictures-open-set", work / "enrolled-open-set"
+    pictures, out = work / "pictures-open-set", work / f"enrolled-open-set-{overrides['embedding']}"
     enrol_pictures(pictures, enrolled_species, 5, train_paths, train_truth)
-    run_enroll(5, cfg, weights, subset, pictures, out)
+    run_enroll(5, cfg, overrides, weights, subset, pictures, out)
     enrolled = Enrolled.load(out)
     best = enrolled.rank(logits, features).max(1)
     is_unknown = np.isin(truth, unknown)
     model = load_model(weights)
-    background = enrolled.rank(*logits_and_features(model, no_pokemon(SCENE_TEST, 0, 400, size))).max(1)
+    background = enrolled.rank(*logits_and_embedding(model, no_pokemon(SCENE_TEST, 0, 400, size),
+                                                     enrolled.embedding)).max(1)
     threshold = enrolled.calibration.threshold
     negatives = np.concatenate([best[is_unknown], background])
     return {"unknown_species": len(unknown), "known_images": int((~is_unknown).sum()),

@@ -18,6 +18,7 @@ file (registered under its file name) or open_clip's `local-dir:<folder>`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pokedex import cache_dir
 from pokedex.accuracy import accuracy_metrics, ranked_by_score
 from pokedex.data.classes import class_label
 from pokedex.data.dataset import class_names, load_uint8, split_images
@@ -146,19 +148,50 @@ def class_text_embeddings(clip: Clip, names: list[str], templates: list[str], ca
     return embeddings
 
 
-def image_embeddings(clip: Clip, images: list[Path], batch: int = 64) -> np.ndarray:
-    """(images, dim) normalised CLIP image embeddings."""
+def _encode(clip: Clip, pictures: list[Image.Image]) -> np.ndarray:
     import torch
 
+    with torch.no_grad():
+        batch = torch.stack([clip.preprocess(p.convert("RGB")) for p in pictures])
+        return clip.model.encode_image(batch, normalize=True).float().cpu().numpy()
+
+
+def image_embeddings(clip: Clip, images: list[Path], batch: int = 64) -> np.ndarray:
+    """(images, dim) normalised CLIP image embeddings of image files."""
     out = []
     for start in range(0, len(images), batch):
-        tensors = []
+        pictures = []
         for path in images[start:start + batch]:
             with Image.open(path) as img:
-                tensors.append(clip.preprocess(img.convert("RGB")))
-        with torch.no_grad():
-            out.append(clip.model.encode_image(torch.stack(tensors), normalize=True).float().cpu().numpy())
+                pictures.append(img.convert("RGB"))
+        out.append(_encode(clip, pictures))
     return np.concatenate(out)
+
+
+@functools.lru_cache(maxsize=2)
+def _clip_for_enrolment(model: str, pretrained: str | None) -> Clip:
+    return load_clip(model, pretrained, cache_dir() / "clip")
+
+
+def enrolment_embedding(model: str | None, pretrained: str | None) -> dict:
+    """What enrolled.json records for `enroll.embedding=clip`: the model, its weights and their fingerprint."""
+    if model is None:
+        raise PokedexError("enroll.embedding=clip needs a CLIP model: set enroll.clip.model (e.g. ViT-B-32) and "
+                           "enroll.clip.pretrained=<checkpoint file>.")
+    clip = _clip_for_enrolment(str(model), None if pretrained is None else str(pretrained))
+    return {"kind": "clip", "model": str(model), "pretrained": None if pretrained is None else str(pretrained),
+            "fingerprint": clip.fingerprint}
+
+
+def clip_features(embedding: dict, images: np.ndarray, batch: int = 64) -> np.ndarray:
+    """CLIP image embeddings of uint8 NCHW images, with the model the species were enrolled with."""
+    clip = _clip_for_enrolment(embedding["model"], embedding["pretrained"])
+    if clip.fingerprint != embedding["fingerprint"]:
+        raise PokedexError(f"the enrolled species were embedded with other CLIP weights than "
+                           f"{embedding['pretrained']} holds now; run the enroll stage again (dvc repro -f enroll).")
+    rgb = images.transpose(0, 2, 3, 1)
+    return np.concatenate([_encode(clip, [Image.fromarray(a) for a in rgb[start:start + batch]])
+                           for start in range(0, len(rgb), batch)]) if len(rgb) else np.zeros((0, 0), np.float32)
 
 
 def logit_scale(clip: Clip) -> float:

@@ -27,8 +27,9 @@ from pokedex.data.preprocess import decode
 from pokedex.data.scenes import NO_POKEMON_VAL, no_pokemon
 from pokedex.errors import PokedexError
 from pokedex.io import write_csv
-from pokedex.openset import (Calibration, Enrolled, auroc, logits_and_features, mixed_logits, normalise, softmax,
-                             species_cosine)
+from pokedex.clip import enrolment_embedding
+from pokedex.openset import (CLASSIFIER_EMBEDDING, Calibration, Enrolled, auroc, logits_and_embedding, mixed_logits,
+                             normalise, softmax, species_cosine)
 from pokedex.ultra import load_model
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,15 @@ def shots_per_class(labels: np.ndarray, shots: int, rng: np.random.Generator) ->
                                               replace=False) for c in np.unique(labels)]))
 
 
+def embedding_of(cfg: DictConfig) -> dict:
+    """enroll.embedding: the classifier's own features, or CLIP's (enroll.clip.model / enroll.clip.pretrained)."""
+    if cfg.embedding == "classifier":
+        return dict(CLASSIFIER_EMBEDDING)
+    if cfg.embedding == "clip":
+        return enrolment_embedding(cfg.clip.model, cfg.clip.pretrained)
+    raise PokedexError(f"enroll.embedding={cfg.embedding!r} is invalid: use classifier or clip.")
+
+
 def enroll(weights: Path, dataset_dir: Path, pictures: Path, size: int, min_size: int, max_pixels: int,
            cfg: DictConfig, out_dir: Path, report_path: Path) -> dict:
     """Calibrate on the validation split, enrol every species of `pictures`, write out_dir and the report."""
@@ -192,26 +202,29 @@ def enroll(weights: Path, dataset_dir: Path, pictures: Path, size: int, min_size
         report_path.write_text(json.dumps({"species": 0, "skipped": reason}, indent=2) + "\n")
         log.info("enroll: %s", reason)
         return {"species": 0}
+    embedding = embedding_of(cfg)
     trained = len(class_names(dataset_dir))
     rng = np.random.default_rng(int(cfg.seed))
     train_paths, train_labels = split_images(dataset_dir, "train")
     chosen = shots_per_class(train_labels, int(cfg.shots), rng)
-    _, train_features = logits_and_features(model, load_uint8([train_paths[i] for i in chosen], size))
+    _, train_features = logits_and_embedding(model, load_uint8([train_paths[i] for i in chosen], size), embedding)
     center = train_features.mean(0)
     val_paths, val_labels = split_images(dataset_dir, "validation")
-    val_logits, val_features = logits_and_features(model, load_uint8(val_paths, size))
-    bg_logits, bg_features = logits_and_features(model, no_pokemon(NO_POKEMON_VAL, int(cfg.seed), int(cfg.negatives), size))
+    val_logits, val_features = logits_and_embedding(model, load_uint8(val_paths, size), embedding)
+    bg_logits, bg_features = logits_and_embedding(
+        model, no_pokemon(NO_POKEMON_VAL, int(cfg.seed), int(cfg.negatives), size), embedding)
     calibration, figures = calibrate(val_logits, normalise(val_features - center), val_labels,
                                      normalise(train_features - center), train_labels[chosen], bg_logits,
                                      normalise(bg_features - center), int(cfg.shots), float(cfg.false_accept_rate),
                                      int(cfg.seed))
 
     ids, images, rejects = read_pictures(pictures, trained, size, min_size, max_pixels)
-    emb = normalise(logits_and_features(model, images)[1] - center) if len(images) else train_features[:0]
+    emb = normalise(logits_and_embedding(model, images, embedding)[1] - center) if len(images) else train_features[:0]
     species = sorted(set(ids.tolist()))
     owners = np.array([species.index(i) for i in ids.tolist()], dtype=int)  # each picture is a prototype
     names = national_dex()
-    Enrolled(species, [names[s] for s in species], emb.astype(np.float32), owners, calibration, center).save(out_dir)
+    Enrolled(species, [names[s] for s in species], emb.astype(np.float32), owners, calibration, center,
+             embedding).save(out_dir)
     write_csv(out_dir / "rejects.csv", ["source", "reason"], rejects)
     report = {"species": len(species), "pictures": int(len(ids)), "rejected": len(rejects), **figures,
               "seconds": round(time.perf_counter() - start, 2)}

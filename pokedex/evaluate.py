@@ -29,7 +29,7 @@ from pokedex.data.dataset import class_names, load_uint8, test_images
 from pokedex.data.yolo_format import test_split_summary
 from pokedex.errors import PokedexError
 from pokedex.io import write_csv
-from pokedex.openset import Enrolled, auroc, logits_and_features
+from pokedex.openset import Enrolled, auroc, logits_and_embedding
 from pokedex.ultra import load_model, ultralytics_data
 
 log = logging.getLogger(__name__)
@@ -117,9 +117,9 @@ def scene_test(model, images: list[Path], imgsz: int, eval_cfg) -> list[list[int
 
 def open_set(model, images: list[Path], truth: np.ndarray, imgsz: int, enrolled: Enrolled, eval_cfg) -> dict:
     """How the "no Pokémon" rule and the enrolled species do on the test split and on pictures without one."""
-    scores = enrolled.rank(*logits_and_features(model, load_uint8(images, imgsz)))
+    scores = enrolled.rank(*logits_and_embedding(model, load_uint8(images, imgsz), enrolled.embedding))
     negatives = no_pokemon(SCENE_TEST, int(eval_cfg.scene.seed), int(eval_cfg.no_pokemon), imgsz)
-    negative_best = enrolled.rank(*logits_and_features(model, negatives)).max(1)
+    negative_best = enrolled.rank(*logits_and_embedding(model, negatives, enrolled.embedding)).max(1)
     best, right = scores.max(1), scores.argmax(1) == truth
     accepted = best >= enrolled.calibration.threshold
     return {

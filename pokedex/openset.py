@@ -3,8 +3,9 @@ ranked with the trained classes, and "no Pokémon".
 
 The classifier's head pools its hidden layer into a feature vector before the last linear layer; that vector,
 less the mean vector of training images (`center`: ReLU features all point one way) and L2-normalised, is the
-embedding. A species is enrolled as the normalised mean embedding of a few pictures (its
-prototype). An image's score for an enrolled species is a logit on the trained classes' scale,
+embedding (with `enroll.embedding=clip`, CLIP's image embedding takes its place, pokedex/clip.py; the trained
+logits still come from the classifier). A species is enrolled as the embeddings of a few pictures (its
+prototypes). An image's score for an enrolled species is a logit on the trained classes' scale,
 
     a * cos(embedding, prototype) + b,
 
@@ -17,7 +18,7 @@ per picture, which main.py reads on the K210 as it is).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,20 @@ def logits_and_features(model, images: np.ndarray, batch: int = 64) -> tuple[np.
     finally:
         hook.remove()
     return np.concatenate(logits), torch.cat(pooled).numpy()
+
+
+CLASSIFIER_EMBEDDING = {"kind": "classifier"}
+
+
+def logits_and_embedding(model, images: np.ndarray, embedding: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Trained-class logits and the features enrolled species are matched in: the classifier's pooled features,
+    or CLIP image embeddings when the species were enrolled with `enroll.embedding=clip`."""
+    logits, features = logits_and_features(model, images)
+    if embedding["kind"] == "clip":
+        from pokedex.clip import clip_features  # pokedex.clip imports this module
+
+        features = clip_features(embedding, images)
+    return logits, features
 
 
 def species_cosine(embeddings: np.ndarray, prototypes: np.ndarray, owners: np.ndarray, species: int) -> np.ndarray:
@@ -109,6 +124,7 @@ class Enrolled:
     owners: np.ndarray  # (pictures,) index into ids of each prototype's species
     calibration: Calibration
     center: np.ndarray  # (dim,) the mean training feature vector, taken off before normalising
+    embedding: dict = field(default_factory=lambda: dict(CLASSIFIER_EMBEDDING))  # what the features are
 
     def embed(self, features: np.ndarray) -> np.ndarray:
         return normalise(features - self.center)
@@ -120,7 +136,7 @@ class Enrolled:
                 "owners": [int(o) for o in self.owners],
                 "scale": self.calibration.scale, "bias": self.calibration.bias,
                 "threshold": self.calibration.threshold, "false_accept_rate": self.calibration.false_accept_rate,
-                "center": [round(float(v), 6) for v in self.center]}
+                "center": [round(float(v), 6) for v in self.center], "embedding": self.embedding}
         (folder / "enrolled.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod
@@ -132,7 +148,7 @@ class Enrolled:
         protos = np.fromfile(folder / "prototypes.bin", dtype="<f4").reshape(len(meta["owners"]), meta["dim"])
         calibration = Calibration(meta["scale"], meta["bias"], meta["threshold"], meta["false_accept_rate"])
         return cls(meta["ids"], meta["names"], protos, np.asarray(meta["owners"], dtype=int), calibration,
-                   np.asarray(meta["center"], dtype=np.float32))
+                   np.asarray(meta["center"], dtype=np.float32), meta.get("embedding", dict(CLASSIFIER_EMBEDDING)))
 
     def rank(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Softmax over trained classes then enrolled species (columns nc.. are self.ids in order)."""

@@ -16,7 +16,7 @@ from pokedex.data.classes import class_label, national_dex
 from pokedex.data.preprocess import MAX_PIXELS, decode
 from pokedex.errors import PokedexError
 from pokedex.evaluate import NO_DETECTION, NO_DETECTION_LABEL
-from pokedex.openset import NO_POKEMON, Enrolled, logits_and_features
+from pokedex.openset import NO_POKEMON, Enrolled, logits_and_embedding
 from pokedex.ultra import load_model
 
 
@@ -73,7 +73,7 @@ def predict(images: list[Path], model_path: Path, classes_file: Path | None, img
 
 def _open_set_ranking(model, rgb: Image.Image, size: int, labels: dict[int, str], enrolled: Enrolled, top: int):
     x = np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC)).transpose(2, 0, 1)[None]  # as preprocess
-    scores = enrolled.rank(*logits_and_features(model, x))[0]
+    scores = enrolled.rank(*logits_and_embedding(model, x, enrolled.embedding))[0]
     names = [labels[i] for i in range(len(labels))] + [class_label(i - 1, n) for i, n in zip(enrolled.ids, enrolled.names)]
     ranked = [(names[int(i)], float(scores[i])) for i in scores.argsort()[::-1][:top]]
     if scores.max() < enrolled.calibration.threshold:

@@ -133,6 +133,40 @@ def test_a_species_enrolled_from_five_pictures_is_recognised_and_not_given_to_ot
 
 
 @pytest.mark.slow
+def test_species_enrolled_in_clip_embeddings_are_ranked_with_clip_and_other_weights_are_refused(enrolled_model, tmp_path):
+    """enroll.embedding=clip on a tiny random CLIP (tests/tiny_clip.py): the path, not an accuracy."""
+    import open_clip
+    import torch
+    from omegaconf import OmegaConf
+
+    import pokedex.clip
+    from pokedex.enroll import embedding_of
+    from pokedex.predict import predict
+
+    from .tiny_clip import make_tiny_clip
+
+    config, checkpoint = make_tiny_clip(tmp_path / "clip")
+    cfg = OmegaConf.merge(enrolled_model["cfg"].enroll, {"embedding": "clip", "clip": {"model": str(config),
+                                                                                        "pretrained": str(checkpoint)}})
+    weights, dataset, base = enrolled_model["weights"], enrolled_model["dataset"], enrolled_model["base"]
+    report = enroll(weights, dataset, base / "enroll", 32, 8, 10**8, cfg, tmp_path / "enrolled", tmp_path / "enroll.json")
+    enrolled = Enrolled.load(tmp_path / "enrolled")
+    assert report["species"] == 1 and enrolled.embedding["kind"] == "clip" and enrolled.prototypes.shape == (5, 32)
+    answers = list(predict(enrolled_model["queries"], weights, dataset / "classes.txt", top=3, enrolled=enrolled))
+    assert len(answers) == 5 and all(len(ranked) == 3 for _, ranked in answers)
+
+    torch.manual_seed(5)  # the checkpoint replaced in place: the prototypes no longer match it
+    torch.save(open_clip.create_model("tiny-clip").state_dict(), checkpoint)
+    pokedex.clip._clip_for_enrolment.cache_clear()
+    with pytest.raises(PokedexError, match=r"embedded with other CLIP weights .*\(dvc repro -f enroll\)"):
+        list(predict(enrolled_model["queries"][:1], weights, dataset / "classes.txt", top=3, enrolled=enrolled))
+    with pytest.raises(PokedexError, match=r"enroll.embedding=clip needs a CLIP model: set enroll.clip.model"):
+        embedding_of(OmegaConf.merge(cfg, {"clip": {"model": None}}))
+    with pytest.raises(PokedexError, match=r"enroll.embedding='pixels' is invalid"):
+        embedding_of(OmegaConf.merge(cfg, {"embedding": "pixels"}))
+
+
+@pytest.mark.slow
 @needs_nncase
 def test_the_kmodel_bundle_carries_the_prototypes_and_main_py_ranks_as_the_pipeline(enrolled_model):
     """compile-kmodel on the enrolled tiny model: one output row [logits | embedding]; main.py's scoring function,

@@ -593,10 +593,17 @@ def test_every_module_a_stage_runs_is_a_dependency_of_that_stage_in_dvc_yaml(rep
     (tmp_path / "trace" / "sitecustomize.py").write_text(TRACE_IMPORTS)
     log = tmp_path / "imports.jsonl"
     env = dict(_env(repo.parent / "home"), PYTHONPATH=str(tmp_path / "trace"), POKEDEX_IMPORT_LOG=str(log))
-    config, checkpoint = make_tiny_clip(tmp_path / "clip")  # the clip stage's whole path, not "not configured"
-    compose_params(repo / "params.yaml", [*TINY, f"clip.model={config}", f"clip.pretrained={checkpoint}"], root=repo)
+    # with CLIP configured, for the clip stage and for enrolment: every path a stage may take, not "not configured"
+    config, checkpoint = make_tiny_clip(tmp_path / "clip")
+    clip = [f"clip.model={config}", f"clip.pretrained={checkpoint}", "enroll.embedding=clip",
+            f"enroll.clip.model={config}", f"enroll.clip.pretrained={checkpoint}"]
+    compose_params(repo / "params.yaml", [*TINY, *clip], root=repo)
     done = subprocess.run(["dvc", "repro", "--force"], cwd=repo, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    # species enrolled with CLIP embeddings stay off the K210, which cannot compute them (and the bundle says so)
+    assert json.loads((repo / "models" / "enrolled" / "enrolled.json").read_text())["embedding"]["kind"] == "clip"
+    assert not (repo / "deploy" / "k210" / "prototypes.bin").exists()
+    assert "enroll.embedding=clip" in json.loads((repo / "reports" / "kmodel.json").read_text())["enrolled_species"]
 
     compose_params(repo / "params.yaml", TINY, root=repo)
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]

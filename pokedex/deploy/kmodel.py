@@ -111,6 +111,14 @@ def write_bundle(bundle: Path, classes: list[str], size: int, task: str, embeddi
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+def enrolled_on_the_k210(enrolled: Path | None) -> bool:
+    """Whether the enroll stage's species are matched in the classifier's own features (main.py computes those)."""
+    if enrolled is None or not (enrolled / "enrolled.json").is_file():
+        return enrolled is not None  # write_bundle names the missing file
+    meta = json.loads((enrolled / "enrolled.json").read_text(encoding="utf-8"))
+    return meta.get("embedding", {}).get("kind", "classifier") == "classifier"
+
+
 def write_report(path: Path, report: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
@@ -162,7 +170,10 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
     }
     if task == "classify":
         report.update(simulator_accuracy(onnx, kmodel, dataset_dir, int(cfg.eval_images), size, classes))
-    write_bundle(bundle, class_names(dataset_dir), size, task, embedding, enrolled if task == "classify" else None)
+    on_chip = enrolled if task == "classify" and enrolled_on_the_k210(enrolled) else None
+    if task == "classify" and on_chip is None:  # enrolled with CLIP embeddings: the K210 cannot compute them
+        report["enrolled_species"] = "not in the bundle: enrolled with enroll.embedding=clip, which the K210 cannot run"
+    write_bundle(bundle, class_names(dataset_dir), size, task, embedding, on_chip)
     write_report(report_path, report)
     write_report(metrics_path, key_metrics(report))
     if cfg.strict and not report["fits_k210"]:
