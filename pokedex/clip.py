@@ -34,7 +34,7 @@ from pokedex.accuracy import accuracy_metrics, ranked_by_score
 from pokedex.data.classes import class_label
 from pokedex.data.dataset import class_names, load_uint8, split_images
 from pokedex.errors import PokedexError
-from pokedex.io import write_csv
+from pokedex.io import file_digest, write_csv
 from pokedex.openset import logits_and_features
 from pokedex.ultra import load_model
 
@@ -53,14 +53,6 @@ class Clip:
     fingerprint: str     # names the architecture and weights, for the text-embedding cache
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _architecture(name: str) -> tuple[str, str]:
     """(the name open_clip knows, what identifies the architecture for the cache)."""
     import open_clip
@@ -77,7 +69,7 @@ def _architecture(name: str) -> tuple[str, str]:
             raise PokedexError(f"clip.model={name} is not a file; give an open_clip model config (.json), an "
                                "architecture name such as ViT-B-32, or local-dir:<folder>.")
         open_clip.add_model_config(config)  # registered under the file's stem
-        return config.stem, _sha256(config)
+        return config.stem, file_digest(config).hexdigest()
     if name not in open_clip.list_models():
         raise PokedexError(f"clip.model={name} is not an open_clip architecture; use one of open_clip.list_models() "
                            "(e.g. ViT-B-32), a model config .json file, or local-dir:<folder>.")
@@ -96,7 +88,7 @@ def _weights(arch: str, pretrained: str | None) -> tuple[str | None, str]:
                            f"{', '.join(open_clip.list_pretrained_tags_by_model(arch)) or 'none'}.")
     path = Path(pretrained)
     if path.is_file():
-        return str(path), _sha256(path)
+        return str(path), file_digest(path).hexdigest()
     tags = open_clip.list_pretrained_tags_by_model(arch)
     if "/" in pretrained or path.suffix in WEIGHT_SUFFIXES or pretrained not in tags:
         raise PokedexError(f"clip.pretrained={pretrained} is neither a checkpoint file nor an open_clip tag of "

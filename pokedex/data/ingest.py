@@ -44,8 +44,8 @@ def write_file_index(raw_dir: Path, index: Path) -> None:
     """One row per raw file: its path under raw_dir, size and sha256.
 
     Preprocess depends on this file instead of the raw folder: DVC checks the folder file by file once, as
-    ingest's output (a hand-edited raw file makes ingest rerun), and a second per-file check of ~10k frames
-    on every `dvc repro` costs more than a second. Files that cannot be read get an empty hash; preprocess
+    ingest's output (a hand-edited raw file makes ingest rerun); a second per-file check of the ~10k default
+    frames cost every `dvc repro` about half a second. Files that cannot be read get an empty hash; preprocess
     still reads (and rejects) them."""
     rows = []
     for path in sorted(p for p in raw_dir.rglob("*") if not p.is_dir()):

@@ -40,6 +40,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 from pokedex.data.classes import ALL_POKEMON
 from pokedex.data.sources.base import IngestResult, cache_dir
 from pokedex.errors import PokedexError
+from pokedex.io import file_digest
 from pokedex.process import process_dir
 from pokedex.parallel import parallel_map
 
@@ -59,11 +60,7 @@ ALTERNATIVES = ("set data.pokeapi.root to a clone of PokeAPI/sprites or an unpac
 
 def file_integrity(path: Path, algorithm: str = "sha512") -> str:
     """npm's Subresource-Integrity string of a file: '<algorithm>-<base64 digest>'."""
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return f"{algorithm}-{base64.b64encode(digest.digest()).decode()}"
+    return f"{algorithm}-{base64.b64encode(file_digest(path, algorithm).digest()).decode()}"
 
 
 def check_integrity(path: Path, expected: str, what: str) -> None:
