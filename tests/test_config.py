@@ -41,7 +41,8 @@ def test_group_switches_compose():
 
 def test_default_data_is_real_pokemon_and_the_synthetic_configs_stay():
     default = make_cfg().data
-    assert default.source == "pokeapi" and default.num_classes >= 649 and default.split.group_by == "animation"
+    assert list(default.source) == ["pokeapi", "pokesprite"] and default.num_classes >= 905
+    assert default.split.group_by == "animation" and default.pokesprite.folders == ["pokemon-gen8", "pokemon-gen7x"]
     assert len(default.pokeapi.folders) == 8 and all("animated" in f for f in default.pokeapi.folders)
     assert make_cfg("data=synthetic").data.synthetic.num_classes >= 50
     assert make_cfg("data=synthetic_1025").data.synthetic.num_classes == 1025

@@ -126,15 +126,20 @@ def records(dex: int, groups: dict[str, int]) -> list[Processed]:
             for g, n in groups.items() for i in range(n)]
 
 
-def test_small_class_policy_two_animations_train_on_one_one_animation_is_refused():
+def test_small_class_policy_two_animations_train_on_one_and_too_few_groups_train_only():
     split = pokeapi_cfg().data.split
     parts = assign_splits(records(1, {"front": 4, "back": 4}), split)[1]
     assert {group_of(r.source) for r in parts["train"]} in ({"0001/front"}, {"0001/back"})
     held_out = {group_of(r.source) for r in parts["validation"] + parts["test"]}
     assert len(held_out) == 1 and not held_out & {group_of(r.source) for r in parts["train"]}
     assert len(parts["validation"]) == len(parts["test"]) == 2
-    with pytest.raises(PokedexError, match=r"at least two animations.*0002 \(6\)"):
-        assign_splits(records(1, {"a": 2, "b": 2, "c": 2}) + records(2, {"only": 6}), split)
+    # one group, or two whose held-out one is a single picture (pokesprite's regular + shiny): train only
+    splits = assign_splits(records(1, {"a": 2, "b": 2, "c": 2}) + records(2, {"only": 6}) + records(3, {"r": 1, "s": 1}), split)
+    assert all(splits[1][s] for s in ("train", "validation", "test"))
+    for dex, n in ((2, 6), (3, 2)):
+        assert len(splits[dex]["train"]) == n and not splits[dex]["validation"] and not splits[dex]["test"]
+    with pytest.raises(PokedexError, match=r"No class can be tested.*at least two animations.*0002 \(6\)"):
+        assign_splits(records(2, {"only": 6}), split)
     with pytest.raises(PokedexError, match="data.split.group_by='frame' is not one of animation, image"):
         assign_splits(records(1, {"a": 3}), pokeapi_cfg("data.split.group_by=frame").data.split)
 

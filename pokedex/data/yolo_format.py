@@ -68,17 +68,18 @@ def group_of(source: str, group_by: str = "animation") -> str:
 def split_groups(groups: list[list[Processed]], fractions: dict[str, float], rng: np.random.Generator) -> dict[str, list[Processed]]:
     """Spread one class's groups over the splits (seeded shuffle, at least one group per split).
 
-    Policy for a class with only two groups: one trains, the other is divided frame by frame between
-    validation and test (those two may then hold near-copies of each other, never of training). A class with
-    one group cannot be tested on unseen material and is left to the caller's shortfall check.
+    Policy for a species with few groups (docs/real-data.md): with two, one trains and the other is divided
+    picture by picture between validation and test (those two may then hold near-copies of each other, never
+    of training); when that other group is a single picture, or there is only one group, every picture trains
+    and the species is not tested: holding out its only pictures would leave nothing to learn it from (most
+    of pokesprite's species 810-905 have two pictures, regular and shiny).
     """
     order = rng.permutation(len(groups))
-    if len(groups) == 2:
-        held_out = groups[order[1]]
-        half = max(1, len(held_out) // 2) if len(held_out) > 1 else 0
+    if len(groups) == 2 and len(held_out := groups[order[1]]) > 1:
+        half = len(held_out) // 2
         return {"train": groups[order[0]], "validation": held_out[:half], "test": held_out[half:]}
     if len(groups) < MIN_IMAGES:
-        return {}
+        return {"train": [rec for group in groups for rec in group], "validation": [], "test": []}
     counts, start, parts = split_counts(len(groups), fractions), 0, {}
     for name in SPLITS:
         parts[name] = [rec for i in sorted(order[start:start + counts[name]]) for rec in groups[i]]
@@ -92,8 +93,8 @@ def assign_splits(records: list[Processed], split: DictConfig) -> dict[int, dict
 
     With `data.split.group_by=animation` the shuffle and the 70/15/15 are over each class's groups (all frames
     of one animation), so no animation straddles two splits; with single-image groups this is the plain
-    per-image split. Every class needs at least one image in each split (Ultralytics' classifier needs every
-    class in every split); a class short of that stops the stage with the list of such classes.
+    per-image split. A species with too few groups to be tested trains only (split_groups); when no species
+    at all can be tested, the stage stops with the list of them.
     """
     keep = bool(split.get("source_splits", False))
     fractions = None if keep else check_fractions(split)
@@ -124,13 +125,19 @@ def assign_splits(records: list[Processed], split: DictConfig) -> dict[int, dict
         if any(not parts.get(name) for name in SPLITS):
             short.append(f"{dex_id:04d} ({len(items)})")
         result[dex_id] = parts
-    if short:
-        shown = ", ".join(short[:10]) + (f" and {len(short) - 10} more" if len(short) > 10 else "")
+    shown = ", ".join(short[:10]) + (f" and {len(short) - 10} more" if len(short) > 10 else "")
+    if keep and short:
+        raise PokedexError(f"data.split.source_splits=true, but these classes (usable images) miss a split: {shown}; "
+                           "set data.split.source_splits=false to split per class.")
+    if short and len(short) == len(result):
         raise PokedexError(
-            f"Every class needs at least one usable image in each of train/validation/test (with "
+            f"No class can be tested: each needs at least one usable image in each of train/validation/test (with "
             f"data.split.group_by=animation: at least two animations), but these classes (usable images) fall "
             f"short: {shown}; add images of them to the data source, or keep fewer classes with "
             "data.num_classes, or re-split with data.split.source_splits=false.")
+    if short:
+        log.info("yolo-format: %d of %d species train only (too few groups to test them without near-copies in "
+                 "training): %s", len(short), len(result), shown)
     return result
 
 
@@ -140,9 +147,12 @@ def test_split_summary(dataset_dir: Path) -> dict[str, int]:
     with (dataset_dir / "splits.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     groups = {s: {group_of(r["source"]) for r in rows if r["split"] == s} for s in SPLITS}
-    summary = {"test_groups": len(groups["test"]), "test_groups_seen_in_training": len(groups["test"] & groups["train"])}
+    tested = {r["image"][:4] for r in rows if r["split"] == "test"}
+    summary = {"test_groups": len(groups["test"]), "test_groups_seen_in_training": len(groups["test"] & groups["train"]),
+               "untested_classes": len({r["image"][:4] for r in rows} - tested)}
     log.info("the test split holds %d groups of images (all frames of an animation form one group; an image "
-             "without '~' in its name, one of its own); %d of them have images in training", *summary.values())
+             "without '~' in its name, one of its own); %d of them have images in training; %d species are "
+             "trained but not tested (too few groups)", *summary.values())
     return summary
 
 

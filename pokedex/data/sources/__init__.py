@@ -8,9 +8,10 @@ add a module, list it in SOURCES, give it a `data.<name>` block in conf/data/syn
 to the ingest deps in dvc.yaml.
 """
 
-from pokedex.data.sources import folder, hf, pokeapi, synthetic
+from pokedex.data.sources import folder, hf, pokeapi, pokesprite, synthetic
 from pokedex.data.sources.base import IngestResult, cache_dir
 
-SOURCES = {"synthetic": synthetic.ingest, "folder": folder.ingest, "hf": hf.ingest, "pokeapi": pokeapi.ingest}
+SOURCES = {"synthetic": synthetic.ingest, "folder": folder.ingest, "hf": hf.ingest, "pokeapi": pokeapi.ingest,
+           "pokesprite": pokesprite.ingest}
 
 __all__ = ["SOURCES", "IngestResult", "cache_dir"]

