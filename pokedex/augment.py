@@ -1,7 +1,14 @@
-"""Scene augmentation for Ultralytics' classifier training: each training image is, with probability
-`augment.p`, put onto a procedural background (pokedex.data.scenes, training family) at a random scale and
-place and photographed by a random cheap camera, before Ultralytics' own augmentations (random resized crop,
-flips, HSV jitter from train:) run on it. Validation and test images stay as they are.
+"""Augmentation for Ultralytics' classifier training, before Ultralytics' own (random resized crop, flips, HSV
+jitter from train:) run on each training image:
+
+1. with probability `augment.style`, its Pokémon is redrawn in another style (pokedex.data.styles.restyle:
+   smoothed, random convolution, posterized, stylized), its mask kept;
+2. with probability `augment.p`, it is put onto a procedural background (pokedex.data.scenes, training family)
+   at a random scale and place and photographed by a random cheap camera;
+3. with probability `augment.light`, its contrast and brightness change by factors drawn from
+   `augment.contrast` and `augment.brightness` (a dim room, a washed-out screen).
+
+Validation and test images stay as they are.
 
 The probability grows from 0 to `augment.p` over the first `augment.ramp` share of the epochs: measured on the
 default data, a model that meets scenes from the first epoch learns the species far more slowly (validation
@@ -20,21 +27,31 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from pokedex.data.scenes import TRAIN, background, camera, compose, foreground_mask
+from pokedex.data.styles import light, restyle
 from pokedex.errors import PokedexError
 from pokedex.ultra import ultralytics_offline
+
+
+def factor_range(cfg: DictConfig, key: str) -> tuple[float, float]:
+    value = cfg.get(key, [1.0, 1.0])
+    if len(value) != 2 or not 0.0 < float(value[0]) <= float(value[1]):
+        raise PokedexError(f"augment.{key}={list(value)} must be [low, high] with 0 < low <= high (1: unchanged).")
+    return float(value[0]), float(value[1])
 
 
 def check(cfg: DictConfig) -> tuple[float, tuple[float, float], float, float]:
     p, scale, strength = float(cfg.p), (float(cfg.scale[0]), float(cfg.scale[1])), float(cfg.camera)
     ramp = float(cfg.ramp)
-    if not 0.0 <= p <= 1.0:
-        raise PokedexError(f"augment.p={p} must be a probability between 0 and 1.")
+    for key in ("p", "style", "light"):
+        if not 0.0 <= float(cfg.get(key, 0.0)) <= 1.0:
+            raise PokedexError(f"augment.{key}={cfg.get(key)} must be a probability between 0 and 1.")
     if not 0.0 <= ramp <= 1.0:
         raise PokedexError(f"augment.ramp={ramp} must be a share of the epochs between 0 and 1.")
     if not 0.05 <= scale[0] <= scale[1] <= 1.5:
         raise PokedexError(f"augment.scale={list(scale)} must be [low, high] with 0.05 <= low <= high <= 1.5.")
     if strength < 0:
         raise PokedexError(f"augment.camera={strength} must be 0 (off) or more.")
+    factor_range(cfg, "contrast"), factor_range(cfg, "brightness")  # named now, not at the first picture
     return p, scale, strength, ramp
 
 
@@ -43,10 +60,26 @@ def scene_probability(epoch: int, epochs: int, p: float, ramp: float) -> float:
     return p * (min(1.0, (epoch + 1) / (ramp * epochs)) if ramp > 0 else 1.0)
 
 
+def augment_image(im: Image.Image, mask: np.ndarray, rng: np.random.Generator, cfg: DictConfig,
+                  p_scene: float) -> Image.Image:
+    """One training picture through restyling, a scene and light jitter (each drawn with its probability);
+    `mask`: its uint8 foreground mask. Everything comes from `rng`: the same seed gives the same picture."""
+    _, scale, strength, _ = check(cfg)
+    if rng.random() < float(cfg.get("style", 0.0)):
+        im = restyle(im, mask, rng)
+    if rng.random() < p_scene:
+        scene = background(TRAIN, int(rng.integers(2**31)), 0, max(im.size))
+        im = camera(compose(im, scene, rng, scale, mask), rng, strength)
+    if rng.random() < float(cfg.get("light", 0.0)):
+        im = light(im, rng, factor_range(cfg, "contrast"), factor_range(cfg, "brightness"))
+    return im
+
+
 def scene_trainer(cfg: DictConfig):
-    """An Ultralytics ClassificationTrainer whose training set puts images into scenes (None when p == 0)."""
-    p, scale, strength, ramp = check(cfg)
-    if p == 0:
+    """An Ultralytics ClassificationTrainer whose training set is augmented by augment_image (None when every
+    probability is 0)."""
+    p, _, _, ramp = check(cfg)
+    if p == 0 and float(cfg.get("style", 0.0)) == 0 and float(cfg.get("light", 0.0)) == 0:
         return None
     ultralytics_offline()
     from ultralytics.data import ClassificationDataset
@@ -62,11 +95,9 @@ def scene_trainer(cfg: DictConfig):
             rgb = np.ascontiguousarray(bgr[..., ::-1])
             im = Image.fromarray(rgb)
             rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())))
-            if rng.random() < self.p_now:
-                if i not in self.masks:
-                    self.masks[i] = (foreground_mask(rgb) * 255).astype(np.uint8)
-                scene = background(TRAIN, int(rng.integers(2**31)), 0, max(im.size))
-                im = camera(compose(im, scene, rng, scale, self.masks[i]), rng, strength)
+            if i not in self.masks:
+                self.masks[i] = (foreground_mask(rgb) * 255).astype(np.uint8)
+            im = augment_image(im, self.masks[i], rng, cfg, self.p_now)
             return {"img": self.torch_transforms(im), "cls": j}
 
     def ramp_scenes(trainer) -> None:

@@ -2,6 +2,9 @@
 on the scene test: the test images put onto backgrounds never used in training, through a camera-like
 perturbation (pokedex.data.scenes, fixed seed), so that the numbers say how the model does off white.
 
+On `data/field/` (people's own photos, pokedex/field.py), field top-1/top-5, per species, and with the enroll
+stage's output how many answers are accepted and the top-1 among them; "not measured" when it is empty.
+
 With the enroll stage's output, the open-set figures too: the test images against `evaluate.no_pokemon`
 pictures without a Pokémon (backgrounds of the scene test's family, never seen in training or calibration),
 ranked with the enrolled species as predict and the K210 rank them.
@@ -28,6 +31,7 @@ from pokedex.data.classes import class_label
 from pokedex.data.dataset import class_names, load_uint8, test_images
 from pokedex.data.yolo_format import test_split_summary
 from pokedex.errors import PokedexError
+from pokedex.field import field_evaluation
 from pokedex.io import write_csv
 from pokedex.openset import Enrolled, auroc, logits_and_embedding
 from pokedex.ultra import load_model, ultralytics_data
@@ -132,7 +136,8 @@ def open_set(model, images: list[Path], truth: np.ndarray, imgsz: int, enrolled:
     }
 
 
-def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Path, enrolled: Enrolled | None = None) -> dict:
+def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Path, enrolled: Enrolled | None = None,
+             field_dir: Path | None = None) -> dict:
     if not weights.is_file():
         raise PokedexError(f"{weights} is missing; run the train stage first (dvc repro train).")
     model = load_model(weights)
@@ -165,8 +170,10 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
         metrics["mAP50_95"] = round(float(val.box.map), 4)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     labels = {c: class_label(c, n) for c, n in enumerate(names)} | {NO_DETECTION: NO_DETECTION_LABEL}
+    if field_dir is not None and model.task == "classify":
+        metrics.update(field_evaluation(model, field_dir, imgsz, len(names), enrolled, labels, out_dir))
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_csv(out_dir / "predictions.csv", ["image", "actual", "predicted"],
               [(p.name, labels[int(t)], labels[int(c)]) for p, t, c in zip(images, truth, predicted)])
     write_csv(out_dir / "per_class.csv", ["class", "images", "top1", "scene_top1"],

@@ -1,0 +1,105 @@
+"""Score any classifier (.pt or .onnx) on any field folder of `NNNN/*` pictures, and show where it fails.
+
+    python benchmarks/field.py --model models/train/weights/best.pt \
+        --field ../shared/fieldsets/render3d/clean ../shared/fieldsets/render3d/camera [--crop] \
+        [--enrolled models/enrolled] [--sheet reports/field] [--worst 24]
+
+Prints, for each folder, pictures, species, top-1 and top-5 (a species the model was not trained on counts as
+wrong) and, with `--crop`, the same on each picture cut to its Pokémon's box (`NNNN/<stem>.txt`, YOLO format,
+made square with an 8 % margin: what an ideal detector would hand the classifier). With the enroll stage's
+calibration (`--enrolled`, a .pt model only; default: models/enrolled when it exists) also how many answers
+are accepted (not "no Pokémon") and the top-1 among them. `--sheet DIR` writes DIR/<folder>.png: the worst
+species (lowest top-1), one row each: the picture, the model's answer, the right answer (a training picture of
+each species from data/yolo_dataset when there is one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from pokedex.data.classes import class_label, national_dex
+from pokedex.field import class_scores, field_set, load_pictures, score
+from pokedex.openset import Enrolled
+from pokedex.ultra import load_model
+
+THUMB = 96
+
+
+def training_picture(dataset: Path, dex: int) -> Image.Image | None:
+    first = next(iter(sorted((dataset / "images" / "train").glob(f"{dex:04d}_*.jpg"))), None)
+    return Image.open(first).convert("RGB") if first else None
+
+
+def contact_sheet(rows: list[tuple[Image.Image, str, Image.Image | None, str, Image.Image | None]], path: Path) -> None:
+    """One row per picture: it, the answer's training picture and the right one's, labelled."""
+    sheet = Image.new("RGB", (3 * (THUMB + 8) + 8, len(rows) * (THUMB + 30) + 8), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (picture, answer, answer_img, right, right_img) in enumerate(rows):
+        y = 8 + r * (THUMB + 30)
+        for c, (img, text) in enumerate(((picture, "picture"), (answer_img, f"answer: {answer}"), (right_img, f"right: {right}"))):
+            x = 8 + c * (THUMB + 8)
+            if img is not None:
+                sheet.paste(img.resize((THUMB, THUMB)), (x, y))
+            draw.text((x, y + THUMB + 2), text[:18], fill="black")
+            draw.text((x, y + THUMB + 14), text[18:36], fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=Path("models/train/weights/best.pt"))
+    parser.add_argument("--field", type=Path, nargs="+", required=True, help="folders of NNNN/* pictures")
+    parser.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's training size)")
+    parser.add_argument("--crop", action="store_true", help="also score each picture cut to its box (NNNN/<stem>.txt)")
+    parser.add_argument("--enrolled", type=Path, default=Path("models/enrolled"))
+    parser.add_argument("--dataset", type=Path, default=Path("data/yolo_dataset"), help="for the sheet's thumbnails")
+    parser.add_argument("--sheet", type=Path, default=None, help="write the worst species' contact sheets here")
+    parser.add_argument("--worst", type=int, default=24)
+    args = parser.parse_args()
+
+    model = load_model(args.model)
+    imgsz = args.imgsz or int((getattr(model, "ckpt", None) or {}).get("train_args", {}).get("imgsz", 0)) or 64
+    enrolled = None
+    if args.model.suffix == ".pt" and (args.enrolled / "enrolled.json").is_file():
+        enrolled = Enrolled.load(args.enrolled)
+    n_trained = len(model.names)
+    names = national_dex()
+    labels = {c: class_label(c, names.get(c + 1, str(c + 1))) for c in range(n_trained)}
+    if enrolled is not None:
+        labels.update({n_trained + k: class_label(dex - 1, name) for k, (dex, name) in enumerate(zip(enrolled.ids, enrolled.names))})
+    print(f"model {args.model} ({n_trained} classes, {imgsz} px){', with the no-Pokémon rule' if enrolled else ''}")
+    report = {}
+    for folder in args.field:
+        for crop in ((False, True) if args.crop else (False,)):
+            found = field_set(folder)
+            images, kept = load_pictures(found, imgsz, crop=crop)
+            dex_ids = [found.dex_ids[i] for i in kept]
+            result = score(class_scores(model, images, enrolled), dex_ids, n_trained, enrolled)
+            name = f"{folder.name}{' cut to its box' if crop else ''}"
+            report[name] = result["metrics"] | {"rejected": len(found.rejects)}
+            print(f"{name:<24} " + "  ".join(f"{k} {v}" for k, v in report[name].items()))
+            if args.sheet and not crop:
+                worst = sorted(result["per_species"].items(), key=lambda kv: (kv[1], kv[0]))[: args.worst]
+                rows = []
+                for dex, _ in worst:
+                    i = dex_ids.index(dex)
+                    answer = int(result["ranked"][i][0])
+                    accepted = result["accepted"] is None or bool(result["accepted"][i])
+                    picture = Image.fromarray(images[i].transpose(1, 2, 0))
+                    answer_dex = (answer + 1) if answer < n_trained else enrolled.ids[answer - n_trained]
+                    rows.append((picture, labels.get(answer, "?") if accepted else "(no Pokémon)",
+                                 training_picture(args.dataset, answer_dex), class_label(dex - 1, names.get(dex, "?")),
+                                 training_picture(args.dataset, dex)))
+                contact_sheet(rows, args.sheet / f"{folder.name}.png")
+                print(f"  worst {len(rows)} species: {args.sheet / f'{folder.name}.png'}")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Field evaluation: a model scored on photos of Pokémon taken by people, never on the training data's kind.
+
+A field folder is `NNNN/*` (NNNN = Pokédex id), pictures of any size and format; `NNNN/<stem>.txt` beside a
+picture is its Pokémon's box in YOLO format (`0 cx cy w h`, fractions), used only to measure the ideal crop.
+Nothing in it is used for training or calibration. Evaluate scores `data/field/` (the user's own photos), and
+`benchmarks/field.py` scores any such folder with any model (.pt or .onnx).
+
+Each picture is decoded as preprocess decodes training images (EXIF, transparency on white) and resized to
+the model's square input, as the K210's camera frame is. A file that is no usable picture is listed with its
+reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pokedex.accuracy import accuracy_metrics, ranked_by_score
+from pokedex.data.classes import ALL_POKEMON, CLASS_DIR
+from pokedex.data.preprocess import MAX_PIXELS, decode
+from pokedex.io import write_csv
+from pokedex.openset import Enrolled, logits_and_embedding
+
+DOCS = {"README.md", ".gitignore", "classes.csv"}  # a field folder's own notes, not pictures
+BOX_MARGIN = 0.08  # the ideal crop: the box made square with this margin on each side
+
+
+@dataclass
+class FieldSet:
+    root: Path
+    paths: list[Path] = field(default_factory=list)
+    dex_ids: list[int] = field(default_factory=list)
+    boxes: list[tuple[float, float, float, float] | None] = field(default_factory=list)  # cx, cy, w, h (fractions)
+    rejects: list[tuple[str, str]] = field(default_factory=list)
+
+
+def read_box(path: Path) -> tuple[float, float, float, float] | None:
+    try:
+        values = [float(v) for v in path.read_text(encoding="utf-8").split()[1:5]]
+    except (OSError, ValueError):
+        return None
+    return tuple(values) if len(values) == 4 else None
+
+
+def field_set(root: Path) -> FieldSet:
+    """Every picture of root/NNNN/ with its species (and box, if given); every other file with its reason."""
+    found = FieldSet(root)
+    if not root.is_dir():
+        return found
+    for path in sorted(p for p in root.rglob("*") if not p.is_dir()):
+        rel = path.relative_to(root)
+        if len(rel.parts) == 1 and rel.name in DOCS:
+            continue
+        if len(rel.parts) != 2 or not CLASS_DIR.match(rel.parts[0]) or not 1 <= int(rel.parts[0]) <= ALL_POKEMON:
+            found.rejects.append((rel.as_posix(), "not inside a class folder named by a 4-digit Pokédex id (0001-1025)"))
+            continue
+        if path.suffix.lower() == ".txt" and any(p.stem == path.stem and p.suffix.lower() != ".txt"
+                                                 for p in path.parent.iterdir()):
+            continue  # the box of the picture beside it
+        found.paths.append(path)
+        found.dex_ids.append(int(rel.parts[0]))
+        box = path.with_suffix(".txt")
+        found.boxes.append(read_box(box) if box.is_file() else None)
+    return found
+
+
+def crop_to_box(img: Image.Image, box: tuple[float, float, float, float], margin: float = BOX_MARGIN) -> Image.Image:
+    """The box made square with a margin, cut out of the picture (filled with the picture's edge where it leaves)."""
+    cx, cy, w, h = box[0] * img.width, box[1] * img.height, box[2] * img.width, box[3] * img.height
+    side = max(w, h) * (1 + 2 * margin)
+    return img.crop((round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2)))
+
+
+def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[int]]:
+    """uint8 NCHW pictures at the model's input size and the indices (into found.paths) they are; unreadable
+    files (and, with `crop`, pictures without a box) go to found.rejects."""
+    arrays, kept = [], []
+    for i, path in enumerate(found.paths):
+        rgb = decode(path, size, 1, max_pixels)
+        if isinstance(rgb, str):
+            found.rejects.append((path.relative_to(found.root).as_posix(), rgb))
+            continue
+        if crop:
+            if found.boxes[i] is None:
+                found.rejects.append((path.relative_to(found.root).as_posix(), "no box (NNNN/<stem>.txt) to crop to"))
+                continue
+            rgb = crop_to_box(rgb, found.boxes[i])
+        arrays.append(np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC)))
+        kept.append(i)
+    if not arrays:
+        return np.zeros((0, 3, size, size), np.uint8), kept
+    return np.stack(arrays).transpose(0, 3, 1, 2).copy(), kept
+
+
+def class_scores(model, images: np.ndarray, enrolled: Enrolled | None = None, batch: int = 64) -> np.ndarray:
+    """(pictures, classes) scores, best = most likely: softmax over the trained classes (then the enrolled
+    species, with `enrolled`). Any Ultralytics classifier, .pt or .onnx; `enrolled` needs the .pt."""
+    if enrolled is not None:
+        return enrolled.rank(*logits_and_embedding(model, images, enrolled.embedding))
+    scores = []
+    for start in range(0, len(images), batch):
+        bgr = [np.ascontiguousarray(x.transpose(1, 2, 0)[..., ::-1]) for x in images[start:start + batch]]
+        for result in model.predict(bgr, imgsz=images.shape[-1], verbose=False):
+            scores.append(result.probs.data.cpu().numpy())
+    return np.stack(scores) if scores else np.zeros((0, len(model.names)), np.float32)
+
+
+def score(scores: np.ndarray, dex_ids: list[int], n_trained: int, enrolled: Enrolled | None = None) -> dict:
+    """top-1/top-5 (a species the model does not know is always wrong), per-species top-1, and with `enrolled`
+    how many answers are accepted (not "no Pokémon") and the top-1 among those."""
+    columns = {dex - 1: dex - 1 for dex in range(1, n_trained + 1)}
+    if enrolled is not None:
+        columns.update({dex - 1: n_trained + k for k, dex in enumerate(enrolled.ids)})
+    truth = np.array([columns.get(dex - 1, -1) for dex in dex_ids])
+    ranked = ranked_by_score(scores)
+    acc = accuracy_metrics(truth, ranked, scores.shape[1])
+    species = sorted(set(dex_ids))
+    right = np.array([r[0] == t for r, t in zip(ranked, truth)])
+    per_species = {dex: float(right[np.array(dex_ids) == dex].mean()) for dex in species}
+    metrics = {"images": len(dex_ids), "species": len(species), "unknown_species": sum(columns.get(d - 1) is None for d in species),
+               "top1": round(acc["top1"], 4), "top5": round(acc["top5"], 4)}
+    if enrolled is not None:
+        accepted = scores.max(1) >= enrolled.calibration.threshold
+        metrics["accepted"] = round(float(accepted.mean()), 4)
+        metrics["top1_accepted"] = round(float(right[accepted].mean()), 4) if accepted.any() else None
+    return {"metrics": metrics, "per_species": per_species, "ranked": ranked, "truth": truth,
+            "accepted": (scores.max(1) >= enrolled.calibration.threshold) if enrolled is not None else None}
+
+
+
+def field_evaluation(model, root: Path, imgsz: int, n_trained: int, enrolled: Enrolled | None, labels: dict[int, str],
+                     out_dir: Path) -> dict:
+    """Evaluate's field figures on `root` (data/field): metrics prefixed field_, or 'not measured' when it holds no
+    picture; field_per_class.csv (species, pictures, top-1) and field_rejects.csv in out_dir."""
+    found = field_set(root)
+    images, kept = load_pictures(found, imgsz)
+    rows = []
+    if len(kept) == 0:
+        metrics = {"field": f"not measured: {root} holds no pictures (NNNN/*.jpg: see docs/field.md)"}
+    else:
+        result = score(class_scores(model, images, enrolled), [found.dex_ids[i] for i in kept], n_trained, enrolled)
+        metrics = {f"field_{k}": v for k, v in result["metrics"].items()}
+        counts = {dex: found.dex_ids.count(dex) for dex in result["per_species"]}
+        rows = [(labels.get(dex - 1, f"{dex:04d}"), counts[dex], round(top1, 4)) for dex, top1 in result["per_species"].items()]
+    write_csv(out_dir / "field_per_class.csv", ["class", "images", "top1"], rows)
+    write_csv(out_dir / "field_rejects.csv", ["file", "reason"], sorted(found.rejects))
+    if found.rejects:
+        metrics["field_rejected"] = len(found.rejects)
+    return metrics
