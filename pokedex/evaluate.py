@@ -173,6 +173,8 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
     labels = {c: class_label(c, n) for c, n in enumerate(names)} | {NO_DETECTION: NO_DETECTION_LABEL}
     if field_dir is not None and model.task == "classify":
         metrics.update(field_evaluation(model, field_dir, imgsz, len(names), enrolled, labels, out_dir))
+    else:
+        metrics["field"] = "not measured: no field folder given" if model.task == "classify" else "not measured: a detector"
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_csv(out_dir / "predictions.csv", ["image", "actual", "predicted"],
               [(p.name, labels[int(t)], labels[int(c)]) for p, t, c in zip(images, truth, predicted)])

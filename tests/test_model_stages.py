@@ -74,6 +74,21 @@ def test_train_evaluate_export_predict(model, tmp_path, tiny_dataset):
     assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 1000
     rows = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()
     assert rows[0] == "image,actual,predicted" and len(rows) == 1 + metrics["test_images"]
+    assert metrics["field"].startswith("not measured")  # no field folder given
+
+    if model == "k210n-cls":  # field evaluation: the test pictures as a user's photos, one unreadable file
+        field = tmp_path / "field"
+        for image in sorted((yolo / "images" / "test").glob("*.jpg")):
+            (field / image.name[:4]).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(image, field / image.name[:4] / image.name)
+        (field / "0001" / "broken.jpg").write_bytes(b"not a jpeg")
+        scored = evaluate(best, yolo, cfg.data.image_size, cfg.evaluate, tmp_path / "eval-field", field_dir=field)
+        assert scored["field_images"] == metrics["test_images"] and scored["field_rejected"] == 1
+        names = (yolo / "classes.txt").read_text().splitlines()
+        answers = predict([field], best, yolo / "classes.txt", imgsz=cfg.data.image_size)
+        right = [ranked[0][0] == f"{p.parent.name} {names[int(p.parent.name) - 1]}" for p, ranked in answers
+                 if not isinstance(ranked, str)]
+        assert scored["field_top1"] == round(sum(right) / len(right), 4)  # what predict answers, picture by picture
 
     onnx = tmp_path / "model.onnx"
     report = export_with_parity(best, yolo, cfg.data.image_size, cfg.export, onnx, tmp_path / "parity.json")

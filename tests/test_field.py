@@ -1,0 +1,71 @@
+"""Field evaluation (pokedex/field.py): which files count as pictures, boxes and crops, the figures' arithmetic,
+and "not measured" for an empty folder. A trained model is scored in tests/test_model_stages.py."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+from PIL import Image
+
+from pokedex.field import crop_to_box, field_evaluation, field_set, load_pictures, score
+from pokedex.openset import Calibration, Enrolled
+
+
+def fixture_folder(root):
+    (root / "0001").mkdir(parents=True)
+    (root / "0002").mkdir()
+    (root / "9999").mkdir()
+    Image.new("RGB", (80, 40), (200, 30, 30)).save(root / "0001" / "desk.jpg")
+    (root / "0001" / "desk.txt").write_text("0 0.5 0.5 0.25 0.5\n")  # its box: 20x20 px in the middle
+    Image.new("RGBA", (30, 30), (0, 0, 0, 0)).save(root / "0002" / "card.png")
+    (root / "0002" / "notes.txt").write_text("no picture beside me")
+    Image.new("RGB", (30, 30)).save(root / "stray.jpg")
+    Image.new("RGB", (30, 30)).save(root / "9999" / "x.jpg")
+    (root / "README.md").write_text("how to collect photos")
+    return root
+
+
+def test_pictures_boxes_and_rejects_of_a_field_folder(tmp_path):
+    found = field_set(fixture_folder(tmp_path / "field"))
+    assert [p.relative_to(found.root).as_posix() for p in found.paths] == ["0001/desk.jpg", "0002/card.png", "0002/notes.txt"]
+    assert found.dex_ids == [1, 2, 2] and found.boxes == [(0.5, 0.5, 0.25, 0.5), None, None]
+    images, kept = load_pictures(found, 32)
+    assert images.shape == (2, 3, 32, 32) and images.dtype == np.uint8 and kept == [0, 1]
+    assert images[1].min() == 255  # transparency on white, as preprocess does
+    reasons = dict(found.rejects)
+    assert set(reasons) == {"stray.jpg", "9999/x.jpg", "0002/notes.txt"}
+    assert reasons["0002/notes.txt"].startswith("not an image") and reasons["stray.jpg"].startswith("not inside a class folder")
+    cropped = field_set(tmp_path / "field")
+    images, kept = load_pictures(cropped, 32, crop=True)
+    assert kept == [0] and dict(cropped.rejects)["0002/card.png"].startswith("no box")
+
+
+def test_the_ideal_crop_is_the_box_made_square_with_a_margin():
+    img = Image.new("RGB", (100, 50))
+    crop = crop_to_box(img, (0.5, 0.5, 0.2, 0.4), margin=0.1)  # 20x20 px -> 24x24 around the centre
+    assert crop.size == (24, 24)
+    assert crop_to_box(img, (0.1, 0.5, 0.2, 0.2), margin=0.0).size == (20, 20)  # leaving the frame: still square
+
+
+def test_field_figures_count_unknown_species_as_wrong_and_answers_under_the_threshold_as_refused():
+    scores = np.array([[0.7, 0.2, 0.1, 0.0], [0.1, 0.3, 0.6, 0.0], [0.2, 0.5, 0.3, 0.0], [0.05, 0.05, 0.1, 0.8]])
+    result = score(scores[:, :3], [1, 3, 9, 3], n_trained=3)
+    assert result["metrics"] == {"images": 4, "species": 3, "unknown_species": 1, "top1": 0.75, "top5": 0.75}
+    assert result["per_species"] == {1: 1.0, 3: 1.0, 9: 0.0}
+    enrolled = Enrolled([9], ["Nine"], np.zeros((1, 2), np.float32), np.zeros(1, int), Calibration(1.0, 0.0, 0.55, 0.1),
+                        np.zeros(2, np.float32))
+    result = score(scores, [1, 3, 3, 9], n_trained=3, enrolled=enrolled)  # species 9 is enrolled: column 3
+    assert result["metrics"]["top1"] == 0.75  # the third answer is wrong, and under the threshold: refused
+    assert result["metrics"]["accepted"] == 0.75 and result["metrics"]["top1_accepted"] == 1.0
+
+
+def test_an_empty_field_folder_is_not_measured(tmp_path):
+    (tmp_path / "field").mkdir()
+    (tmp_path / "field" / "README.md").write_text("put photos here")
+    metrics = field_evaluation(None, tmp_path / "field", 32, 4, None, {}, tmp_path / "out")
+    assert list(metrics) == ["field"] and metrics["field"].startswith("not measured")
+    json.dumps(metrics)
+    with (tmp_path / "out" / "field_per_class.csv").open() as f:
+        assert list(csv.reader(f)) == [["class", "images", "top1"]]
