@@ -78,6 +78,8 @@ def main() -> None:
     for folder in args.field:
         for crop in ((False, True) if args.crop else (False,)):
             found = field_set(folder)
+            if crop and not any(found.boxes):
+                continue  # no boxes in this folder (render3d/clean): nothing to cut to
             images, kept = load_pictures(found, imgsz, crop=crop)
             dex_ids = [found.dex_ids[i] for i in kept]
             result = score(class_scores(model, images, enrolled), dex_ids, n_trained, enrolled)

@@ -4,7 +4,8 @@ jitter from train:) run on each training image:
 1. with probability `augment.style`, its Pokémon is redrawn in another style (pokedex.data.styles.restyle:
    smoothed, random convolution, posterized, stylized), its mask kept;
 2. with probability `augment.p`, it is put onto a procedural background (pokedex.data.scenes, training family)
-   at a random scale and place and photographed by a random cheap camera;
+   at a random scale and place and photographed by a random cheap camera; of those, a share `augment.view`
+   also seen at a tilt, with vignetting and glare (scenes.viewpoint);
 3. with probability `augment.light`, its contrast and brightness change by factors drawn from
    `augment.contrast` and `augment.brightness` (a dim room, a washed-out screen).
 
@@ -26,7 +27,7 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from pokedex.data.scenes import TRAIN, background, camera, compose, foreground_mask
+from pokedex.data.scenes import TRAIN, background, camera, compose, foreground_mask, viewpoint
 from pokedex.data.styles import light, restyle
 from pokedex.errors import PokedexError
 from pokedex.ultra import ultralytics_offline
@@ -42,7 +43,7 @@ def factor_range(cfg: DictConfig, key: str) -> tuple[float, float]:
 def check(cfg: DictConfig) -> tuple[float, tuple[float, float], float, float]:
     p, scale, strength = float(cfg.p), (float(cfg.scale[0]), float(cfg.scale[1])), float(cfg.camera)
     ramp = float(cfg.ramp)
-    for key in ("p", "style", "light"):
+    for key in ("p", "style", "light", "view"):
         if not 0.0 <= float(cfg.get(key, 0.0)) <= 1.0:
             raise PokedexError(f"augment.{key}={cfg.get(key)} must be a probability between 0 and 1.")
     if not 0.0 <= ramp <= 1.0:
@@ -70,6 +71,9 @@ def augment_image(im: Image.Image, mask: np.ndarray, rng: np.random.Generator, c
     if rng.random() < p_scene:
         scene = background(TRAIN, int(rng.integers(2**31)), 0, max(im.size))
         im = camera(compose(im, scene, rng, scale, mask), rng, strength)
+        view = float(cfg.get("view", 0.0))
+        if view > 0 and rng.random() < view:  # off: no draw, so the other pictures stay as they were
+            im = viewpoint(im, rng)
     if rng.random() < float(cfg.get("light", 0.0)):
         im = light(im, rng, factor_range(cfg, "contrast"), factor_range(cfg, "brightness"))
     return im

@@ -98,6 +98,8 @@ def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: in
 def class_scores(model, images: np.ndarray, enrolled: Enrolled | None = None, batch: int = 64) -> np.ndarray:
     """(pictures, classes) scores, best = most likely: softmax over the trained classes (then the enrolled
     species, with `enrolled`). Any Ultralytics classifier, .pt or .onnx; `enrolled` needs the .pt."""
+    if len(images) == 0:
+        return np.zeros((0, len(model.names) + (len(enrolled.ids) if enrolled is not None else 0)), np.float32)
     if enrolled is not None:
         return enrolled.rank(*logits_and_embedding(model, images, enrolled.embedding))
     scores = []

@@ -11,7 +11,7 @@ from pokedex.config import compose_params
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ["dvc.yaml", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore", "data/external",
-                 "data/enroll/README.md"]
+                 "data/enroll/README.md", "data/field/README.md"]
 
 
 def git(args: list[str], repo: Path) -> None:

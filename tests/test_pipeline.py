@@ -129,6 +129,18 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _ran(_run(["dvc", "repro"], repo)) == ["evaluate"]
 
+    # a user's field photos: only evaluate reruns, and scores them (with the no-Pokémon rule)
+    assert metrics["field"].startswith("not measured")
+    photos = sorted((yolo / "images" / "test").glob("0002_*.jpg"))
+    (repo / "data" / "field" / "0002").mkdir()
+    for photo in photos:
+        shutil.copyfile(photo, repo / "data" / "field" / "0002" / photo.name)
+    assert _ran(_run(["dvc", "repro"], repo)) == ["evaluate"]
+    scored = json.loads((repo / "reports" / "eval" / "metrics.json").read_text())
+    assert scored["field_images"] == len(photos) and 0 <= scored["field_top1"] <= scored["field_top5"] <= 1
+    assert 0 <= scored["field_accepted"] <= 1 and "field" not in scored
+    assert (repo / "reports" / "eval" / "field_per_class.csv").read_text().count("\n") == 2  # header + 0002
+
     # pictures of a species to add: enroll and what uses it rerun, never train (a bad picture is a reject)
     pictures = [str(p) for p in sorted((yolo / "images" / "test").glob("0001_*.jpg"))[:2]]
     added = subprocess.run(["pokedex", "enroll", *pictures, "--id", "5"], cwd=repo, env=_env(repo.parent / "home"),

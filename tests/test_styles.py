@@ -57,3 +57,12 @@ def test_training_augmentation_is_deterministic_from_its_seed_and_its_settings_a
         scene_trainer(make_cfg("augment.style=1.5").augment)
     with pytest.raises(PokedexError, match=r"augment.contrast=\[1.3, 0.4\] must be \[low, high\]"):
         scene_trainer(make_cfg("augment.contrast=[1.3,0.4]").augment)
+
+
+def test_a_hand_held_viewpoint_is_deterministic_from_its_seed():
+    from pokedex.data.scenes import viewpoint
+
+    img, _ = sprite_on_white()
+    a, b, c = (np.asarray(viewpoint(img, np.random.default_rng(s))) for s in (4, 4, 5))
+    assert a.shape == np.asarray(img).shape and np.array_equal(a, b) and not np.array_equal(a, c)
+    assert not np.array_equal(a, np.asarray(img))

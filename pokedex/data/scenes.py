@@ -159,6 +159,26 @@ def camera(img: Image.Image, rng: np.random.Generator, strength: float = 1.0) ->
     return img
 
 
+def viewpoint(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """What holding a camera by hand adds: a tilted view (a perspective warp of up to 12 % of the side per
+    corner, the edges reflected in), darker corners (vignetting) and, half the time, a soft glare spot."""
+    import cv2  # scope: only training imports this path
+
+    arr = np.asarray(img.convert("RGB"))
+    h, w = arr.shape[:2]
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    moved = corners + rng.uniform(-0.12, 0.12, (4, 2)).astype(np.float32) * np.float32([w, h])
+    arr = cv2.warpPerspective(arr, cv2.getPerspectiveTransform(corners, moved), (w, h), borderMode=cv2.BORDER_REFLECT)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
+    out = arr.astype(np.float32) * (1 - float(rng.uniform(0, 0.35)) * r2 / 2)[..., None]
+    if rng.random() < 0.5:
+        cx, cy, radius = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.15, 0.5) * w
+        glare = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius ** 2)) * float(rng.uniform(0.2, 0.6))
+        out = out * (1 - glare[..., None]) + 255 * glare[..., None]
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB")
+
+
 def scene_image(rgb: Image.Image, family: int, seed: int, index: int, size: int, scale: tuple[float, float],
                 strength: float = 1.0) -> Image.Image:
     """`rgb` put into scene number `index` of a background family and photographed: deterministic."""
