@@ -96,8 +96,8 @@ def main() -> None:
                     picture = Image.fromarray(images[i].transpose(1, 2, 0))
                     answer_dex = (answer + 1) if answer < n_trained else enrolled.ids[answer - n_trained]
                     rows.append((picture, labels.get(answer, "?") if accepted else "(no Pokémon)",
-                                 training_picture(args.dataset, answer_dex), class_label(dex - 1, names.get(dex, "?")),
-                                 training_picture(args.dataset, dex)))
+                                 training_picture(args.dataset, answer_dex) if accepted else None,
+                                 class_label(dex - 1, names.get(dex, "?")), training_picture(args.dataset, dex)))
                 contact_sheet(rows, args.sheet / f"{folder.name}.png")
                 print(f"  worst {len(rows)} species: {args.sheet / f'{folder.name}.png'}")
     print(json.dumps(report))
