@@ -157,6 +157,11 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run |
     if run_dir.exists() and not resume:  # a clean run directory: Ultralytics would otherwise resume plots and csv rows
         shutil.rmtree(run_dir)
     run_dir = run_dir.resolve()
+    trained, validated = ({p.name[:4] for p in (dataset_dir / "images" / s).glob("*.jpg")} for s in ("train", "validation"))
+    if cfg.model.task == "classify" and len(validated) < len(trained):
+        log.info("train: %d of %d species have no validation pictures: they train only (too few groups to test "
+                 "them, docs/real-data.md); Ultralytics' 'requires %d classes' error below is expected",
+                 len(trained) - len(validated), len(trained), len(trained))
     # scenes (pokedex.augment) are a classifier's augmentation; a detector trains on the dataset as it is
     trainer = scene_trainer(cfg.augment) if cfg.model.task == "classify" else None
     with ultralytics_data(dataset_dir, cfg.model.task) as data:

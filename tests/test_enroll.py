@@ -49,6 +49,22 @@ def test_calibration_works_with_the_fewest_classes_a_classifier_has(classes):
     assert figures["val_false_accept"] <= 0.2
 
 
+def test_the_threshold_is_set_on_pictures_without_a_pokemon_unless_unknown_species_are_refused_too():
+    from pokedex.enroll import calibrate
+
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(8), 10)
+    emb = normalise(rng.normal(size=(len(labels), 8)))
+    logits = rng.normal(size=(len(labels), 8)) + 4 * np.eye(8)[labels]  # the known species are fairly sure
+    background = rng.normal(size=(40, 8)) * 0.1  # pictures without a Pokémon: no class stands out
+    args = (logits, emb, labels, emb, labels, background, -emb[:40], 3, 0.05, 0)  # unlike every prototype
+    lenient, figures = calibrate(*args)
+    strict, strict_figures = calibrate(*args, refuse_unknown=True)
+    assert strict.threshold >= lenient.threshold
+    assert figures["val_known_accepted"] >= strict_figures["val_known_accepted"]
+    assert figures["val_false_accept"] <= 0.05 and figures["val_unknown_species_accepted"] is not None
+
+
 def test_auroc_and_the_threshold_for_a_false_accept_rate():
     assert auroc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
     assert auroc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
