@@ -31,7 +31,7 @@ from pokedex.data.classes import class_label
 from pokedex.data.dataset import class_names, load_uint8, test_images
 from pokedex.data.yolo_format import test_split_summary
 from pokedex.errors import PokedexError
-from pokedex.field import field_evaluation
+from pokedex.field import field_evaluation, not_measured
 from pokedex.io import write_csv
 from pokedex.openset import Enrolled, auroc, logits_and_embedding
 from pokedex.ultra import load_model, ultralytics_data
@@ -174,7 +174,7 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
     if field_dir is not None and model.task == "classify":
         metrics.update(field_evaluation(model, field_dir, imgsz, len(names), enrolled, labels, out_dir))
     else:
-        metrics["field"] = "not measured: no field folder given" if model.task == "classify" else "not measured: a detector"
+        metrics.update(not_measured(out_dir, "a detector" if model.task != "classify" else "no field folder given"))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_csv(out_dir / "predictions.csv", ["image", "actual", "predicted"],
               [(p.name, labels[int(t)], labels[int(c)]) for p, t, c in zip(images, truth, predicted)])

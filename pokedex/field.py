@@ -133,6 +133,13 @@ def score(scores: np.ndarray, dex_ids: list[int], n_trained: int, enrolled: Enro
 
 
 
+def not_measured(out_dir: Path, why: str) -> dict:
+    """The field figures when there are none: said in words, and the field CSVs written empty (DVC outputs)."""
+    write_csv(out_dir / "field_per_class.csv", ["class", "images", "top1"], [])
+    write_csv(out_dir / "field_rejects.csv", ["file", "reason"], [])
+    return {"field": f"not measured: {why}"}
+
+
 def field_evaluation(model, root: Path, imgsz: int, n_trained: int, enrolled: Enrolled | None, labels: dict[int, str],
                      out_dir: Path) -> dict:
     """Evaluate's field figures on `root` (data/field): metrics prefixed field_, or 'not measured' when it holds no
@@ -141,7 +148,7 @@ def field_evaluation(model, root: Path, imgsz: int, n_trained: int, enrolled: En
     images, kept = load_pictures(found, imgsz)
     rows = []
     if len(kept) == 0:
-        metrics = {"field": f"not measured: {root} holds no pictures (NNNN/*.jpg: see docs/field.md)"}
+        metrics = not_measured(out_dir, f"{root} holds no pictures (NNNN/*.jpg: see docs/field.md)")
     else:
         result = score(class_scores(model, images, enrolled), [found.dex_ids[i] for i in kept], n_trained, enrolled)
         metrics = {f"field_{k}": v for k, v in result["metrics"].items()}

@@ -74,7 +74,8 @@ def test_train_evaluate_export_predict(model, tmp_path, tiny_dataset):
     assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 1000
     rows = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()
     assert rows[0] == "image,actual,predicted" and len(rows) == 1 + metrics["test_images"]
-    assert metrics["field"].startswith("not measured")  # no field folder given
+    assert metrics["field"].startswith("not measured")  # no field folder given: its outputs exist, empty
+    assert (tmp_path / "eval" / "field_per_class.csv").read_text().splitlines() == ["class,images,top1"]
 
     if model == "k210n-cls":  # field evaluation: the test pictures as a user's photos, one unreadable file
         field = tmp_path / "field"
