@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -116,6 +119,34 @@ def use_every_core(trainer) -> None:
         torch.set_num_threads(worker_count(None))
 
 
+@contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM wait until the block ends, then act as usual: a checkpoint cut off half-written cannot
+    be resumed from (Ultralytics truncates last.pt before it writes it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: held.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if held:
+            signal.raise_signal(held[0])
+
+
+def whole_checkpoints(trainer) -> None:
+    """Ultralytics callback (on_train_start): every checkpoint is written whole, whatever signal comes meanwhile."""
+    save_model = trainer.save_model
+
+    def save_whole():
+        with signals_held():
+            return save_model()
+    trainer.save_model = save_whole
+
+
 def resumable(run_dir: Path, args: dict):
     """`train.resume=true`: the model in run_dir/weights/last.pt of an interrupted training, if that training had
     the same params (Ultralytics resumes with the checkpoint's own arguments, whatever params.yaml says)."""
@@ -124,7 +155,11 @@ def resumable(run_dir: Path, args: dict):
         raise PokedexError(f"train.resume=true, but {last} does not exist: nothing to resume (`dvc repro` deletes the "
                            "outputs it reruns; resume with `python -m stages.train train.resume=true`), or set "
                            "train.resume=false to start afresh.")
-    model = load_model(last)
+    try:
+        model = load_model(last)
+    except TypeError as exc:  # Ultralytics' word for an empty, truncated or corrupt checkpoint
+        raise PokedexError(f"{last} cannot be resumed from ({str(exc).splitlines()[0].removeprefix('ERROR ❌️ ')}); "
+                           "set train.resume=false to start afresh.") from None
     saved = getattr(model, "ckpt", None) or {}
     if not saved.get("optimizer"):
         raise PokedexError(f"{last} is from a training that finished; nothing to resume: set train.resume=false.")
@@ -167,6 +202,7 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run |
     with ultralytics_data(dataset_dir, cfg.model.task) as data:
         model.add_callback("on_fit_epoch_end", EpochLogger(run or tracking.Run()))  # Run(): tracks nothing
         model.add_callback("on_train_start", use_every_core)
+        model.add_callback("on_train_start", whole_checkpoints)
         model.train(
             trainer=trainer,
             data=str(data),

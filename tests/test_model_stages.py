@@ -203,3 +203,12 @@ def test_all_1025_classes_run_through_every_stage(tmp_path):
     report = export_with_parity(best, paths["yolo"], cfg.data.image_size, cfg.export, tmp_path / "m.onnx",
                                 tmp_path / "parity.json")
     assert report["top1_agreement"] == 1.0
+
+
+def test_a_damaged_checkpoint_is_named_when_resuming(tmp_path):
+    from pokedex.train import resumable
+
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "last.pt").write_bytes(b"PK\x03\x04 cut off")
+    with pytest.raises(PokedexError, match=r"last.pt cannot be resumed from \(.*\); set train.resume=false"):
+        resumable(tmp_path, {})

@@ -165,3 +165,27 @@ def test_nncase_venv_is_found_beside_the_running_venv_for_queued_experiments(tmp
         k210.nncase_python()
     monkeypatch.setenv("DVC_ROOT", str(main))
     assert k210.nncase_python() == python
+
+
+def test_a_signal_during_a_checkpoint_write_waits_for_the_write_and_then_stops_the_stage(tmp_path):
+    """Ultralytics truncates last.pt before writing it: Ctrl-C in between left a checkpoint no resume could read."""
+    import signal
+
+    from pokedex import process
+    from pokedex.process import Stopped, stop_on_signals
+    from pokedex.train import signals_held
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop_on_signals()
+    checkpoint = tmp_path / "last.pt"
+    try:
+        with pytest.raises(Stopped):
+            with signals_held():
+                checkpoint.write_bytes(b"half")
+                signal.raise_signal(signal.SIGINT)  # arrives mid-write
+                checkpoint.write_bytes(b"half and the rest")
+        assert checkpoint.read_bytes() == b"half and the rest"
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        process._stop_requested.clear()  # this pytest process goes on
