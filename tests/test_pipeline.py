@@ -302,6 +302,8 @@ class Started:
         import threading
 
         self.lines: list[str] = []
+        # Ctrl-C acts as in a terminal even when this test runs as a background job (which ignores it)
+        popen.setdefault("preexec_fn", lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.process = subprocess.Popen(args, cwd=cwd, env=_env(cwd.parent / "home"), stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, **popen)
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
