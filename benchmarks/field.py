@@ -19,11 +19,10 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw
 
 from pokedex.data.classes import class_label, national_dex
-from pokedex.field import class_scores, field_set, load_pictures, score
+from pokedex.field import score_folder
 from pokedex.openset import Enrolled
 from pokedex.ultra import load_model
 
@@ -77,14 +76,12 @@ def main() -> None:
     report = {}
     for folder in args.field:
         for crop in ((False, True) if args.crop else (False,)):
-            found = field_set(folder)
-            if crop and not any(found.boxes):
+            scored = score_folder(model, folder, imgsz, crop, enrolled)
+            if scored is None:
                 continue  # no boxes in this folder (render3d/clean): nothing to cut to
-            images, kept = load_pictures(found, imgsz, crop=crop)
-            dex_ids = [found.dex_ids[i] for i in kept]
-            result = score(class_scores(model, images, enrolled), dex_ids, n_trained, enrolled)
+            result, images, dex_ids, rejects = scored
             name = f"{folder.name}{' cut to its box' if crop else ''}"
-            report[name] = result["metrics"] | {"rejected": len(found.rejects)}
+            report[name] = result["metrics"] | {"rejected": len(rejects)}
             print(f"{name:<24} " + "  ".join(f"{k} {v}" for k, v in report[name].items()))
             if args.sheet and not crop:
                 worst = sorted(result["per_species"].items(), key=lambda kv: (kv[1], kv[0]))[: args.worst]

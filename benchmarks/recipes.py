@@ -30,7 +30,7 @@ from pokedex.data.preprocess import preprocess
 from pokedex.data.sources import cache_dir
 from pokedex.data.yolo_format import write_yolo_dataset
 from pokedex.evaluate import evaluate
-from pokedex.field import class_scores, field_set, load_pictures, score
+from pokedex.field import score_folder
 from pokedex.process import scratch_dir
 from pokedex.train import train
 from pokedex.ultra import load_model
@@ -60,17 +60,12 @@ def dataset_for(cfg, cache: Path) -> Path:
 
 def field_figures(weights: Path, folders: list[Path], imgsz: int) -> dict:
     model = load_model(weights)
-    n_trained, figures = len(model.names), {}
+    figures = {}
     for folder in folders:
         for crop in (False, True):
-            found = field_set(folder)
-            known = [i for i, dex in enumerate(found.dex_ids) if dex <= n_trained]
-            found.paths, found.dex_ids, found.boxes = ([xs[i] for i in known] for xs in (found.paths, found.dex_ids, found.boxes))
-            if crop and not any(found.boxes):
-                continue
-            images, kept = load_pictures(found, imgsz, crop=crop)
-            result = score(class_scores(model, images), [found.dex_ids[i] for i in kept], n_trained)["metrics"]
-            figures[f"{folder.name}{'_box' if crop else ''}"] = {k: result[k] for k in ("images", "top1", "top5")}
+            scored = score_folder(model, folder, imgsz, crop, trained_only=True)
+            if scored is not None:
+                figures[f"{folder.name}{'_box' if crop else ''}"] = {k: scored[0]["metrics"][k] for k in ("images", "top1", "top5")}
     return figures
 
 

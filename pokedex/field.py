@@ -50,15 +50,16 @@ def field_set(root: Path) -> FieldSet:
     found = FieldSet(root)
     if not root.is_dir():
         return found
-    for path in sorted(p for p in root.rglob("*") if not p.is_dir()):
+    files = sorted(p for p in root.rglob("*") if not p.is_dir())
+    pictures = {p.with_suffix("") for p in files if p.suffix.lower() != ".txt"}
+    for path in files:
         rel = path.relative_to(root)
         if len(rel.parts) == 1 and rel.name in DOCS:
             continue
         if len(rel.parts) != 2 or not CLASS_DIR.match(rel.parts[0]) or not 1 <= int(rel.parts[0]) <= ALL_POKEMON:
             found.rejects.append((rel.as_posix(), "not inside a class folder named by a 4-digit Pokédex id (0001-1025)"))
             continue
-        if path.suffix.lower() == ".txt" and any(p.stem == path.stem and p.suffix.lower() != ".txt"
-                                                 for p in path.parent.iterdir()):
+        if path.suffix.lower() == ".txt" and path.with_suffix("") in pictures:
             continue  # the box of the picture beside it
         found.paths.append(path)
         found.dex_ids.append(int(rel.parts[0]))
@@ -124,19 +125,39 @@ def score(scores: np.ndarray, dex_ids: list[int], n_trained: int, enrolled: Enro
     per_species = {dex: float(right[np.array(dex_ids) == dex].mean()) for dex in species}
     metrics = {"images": len(dex_ids), "species": len(species), "unknown_species": sum(columns.get(d - 1) is None for d in species),
                "top1": round(acc["top1"], 4), "top5": round(acc["top5"], 4)}
+    accepted = None
     if enrolled is not None:
         accepted = scores.max(1) >= enrolled.calibration.threshold
         metrics["accepted"] = round(float(accepted.mean()), 4)
         metrics["top1_accepted"] = round(float(right[accepted].mean()), 4) if accepted.any() else None
-    return {"metrics": metrics, "per_species": per_species, "ranked": ranked, "truth": truth,
-            "accepted": (scores.max(1) >= enrolled.calibration.threshold) if enrolled is not None else None}
+    return {"metrics": metrics, "per_species": per_species, "ranked": ranked, "accepted": accepted}
 
+
+def score_folder(model, folder: Path, imgsz: int, crop: bool = False, enrolled: Enrolled | None = None,
+                 trained_only: bool = False):
+    """A field folder scored whole or cut to its boxes: (score()'s result, pictures, their species, rejects), or
+    None when `crop` is asked of a folder without boxes. `trained_only` leaves out species the model lacks."""
+    found = field_set(folder)
+    if trained_only:
+        known = [i for i, dex in enumerate(found.dex_ids) if dex <= len(model.names)]
+        found.paths, found.dex_ids, found.boxes = ([xs[i] for i in known] for xs in (found.paths, found.dex_ids, found.boxes))
+    if crop and not any(found.boxes):
+        return None
+    images, kept = load_pictures(found, imgsz, crop=crop)
+    dex_ids = [found.dex_ids[i] for i in kept]
+    return score(class_scores(model, images, enrolled), dex_ids, len(model.names), enrolled), images, dex_ids, found.rejects
+
+
+
+def write_reports(out_dir: Path, per_class: list[tuple], rejects: list[tuple[str, str]]) -> None:
+    """field_per_class.csv (species, pictures, top-1) and field_rejects.csv: DVC outputs, written every time."""
+    write_csv(out_dir / "field_per_class.csv", ["class", "images", "top1"], per_class)
+    write_csv(out_dir / "field_rejects.csv", ["file", "reason"], sorted(rejects))
 
 
 def not_measured(out_dir: Path, why: str) -> dict:
-    """The field figures when there are none: said in words, and the field CSVs written empty (DVC outputs)."""
-    write_csv(out_dir / "field_per_class.csv", ["class", "images", "top1"], [])
-    write_csv(out_dir / "field_rejects.csv", ["file", "reason"], [])
+    """The field figures when there are none: said in words, and the field CSVs written empty."""
+    write_reports(out_dir, [], [])
     return {"field": f"not measured: {why}"}
 
 
@@ -148,14 +169,13 @@ def field_evaluation(model, root: Path, imgsz: int, n_trained: int, enrolled: En
     images, kept = load_pictures(found, imgsz)
     rows = []
     if len(kept) == 0:
-        metrics = not_measured(out_dir, f"{root} holds no pictures (NNNN/*.jpg: see docs/field.md)")
+        metrics = {"field": f"not measured: {root} holds no pictures (NNNN/*.jpg: see docs/field.md)"}
     else:
         result = score(class_scores(model, images, enrolled), [found.dex_ids[i] for i in kept], n_trained, enrolled)
         metrics = {f"field_{k}": v for k, v in result["metrics"].items()}
         counts = {dex: found.dex_ids.count(dex) for dex in result["per_species"]}
         rows = [(labels.get(dex - 1, f"{dex:04d}"), counts[dex], round(top1, 4)) for dex, top1 in result["per_species"].items()]
-    write_csv(out_dir / "field_per_class.csv", ["class", "images", "top1"], rows)
-    write_csv(out_dir / "field_rejects.csv", ["file", "reason"], sorted(found.rejects))
+    write_reports(out_dir, rows, found.rejects)
     if found.rejects:
         metrics["field_rejected"] = len(found.rejects)
     return metrics
