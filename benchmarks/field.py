@@ -2,11 +2,13 @@
 
     python benchmarks/field.py --model models/train/weights/best.pt \
         --field ../shared/fieldsets/render3d/clean ../shared/fieldsets/render3d/camera [--crop] \
-        [--enrolled models/enrolled] [--sheet reports/field] [--worst 24]
+        [--detector models/detector/weights/best.pt] [--enrolled models/enrolled] [--sheet reports/field] [--worst 24]
 
 Prints, for each folder, pictures, species, top-1 and top-5 (a species the model was not trained on counts as
 wrong) and, with `--crop`, the same on each picture cut to its Pokémon's box (`NNNN/<stem>.txt`, YOLO format,
-made square with an 8 % margin: what an ideal detector would hand the classifier). With the enroll stage's
+made square with an 8 % margin: what an ideal detector would hand the classifier); with `--detector`, the same on
+each picture cut to the best box the detector finds (`found`: how many it found a Pokémon in; where it finds
+none, the answer is "no Pokémon", which counts as wrong). With the enroll stage's
 calibration (`--enrolled`, a .pt model only; default: models/enrolled when it exists) also how many answers
 are accepted (not "no Pokémon") and the top-1 among them. `--sheet DIR` writes DIR/<folder>.png: the worst
 species (lowest top-1), one row each: the picture, the model's answer, the right answer (a training picture of
@@ -22,6 +24,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from pokedex.data.classes import class_label, national_dex
+from pokedex.detector import box_finder
 from pokedex.field import score_folder
 from pokedex.openset import Enrolled
 from pokedex.ultra import load_model
@@ -56,6 +59,8 @@ def main() -> None:
     parser.add_argument("--field", type=Path, nargs="+", required=True, help="folders of NNNN/* pictures")
     parser.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's training size)")
     parser.add_argument("--crop", action="store_true", help="also score each picture cut to its box (NNNN/<stem>.txt)")
+    parser.add_argument("--detector", type=Path, default=None, help="also score each picture cut to this detector's best box")
+    parser.add_argument("--conf", type=float, default=0.25, help="the detector's score threshold")
     parser.add_argument("--enrolled", type=Path, default=Path("models/enrolled"))
     parser.add_argument("--dataset", type=Path, default=Path("data/yolo_dataset"), help="for the sheet's thumbnails")
     parser.add_argument("--sheet", type=Path, default=None, help="write the worst species' contact sheets here")
@@ -74,16 +79,21 @@ def main() -> None:
         labels.update({n_trained + k: class_label(dex - 1, name) for k, (dex, name) in enumerate(zip(enrolled.ids, enrolled.names))})
     print(f"model {args.model} ({n_trained} classes, {imgsz} px){', with the no-Pokémon rule' if enrolled else ''}")
     report = {}
+    ways = [("", False, None)] + [(" cut to its box", True, None)] * args.crop
+    if args.detector:
+        detector = load_model(args.detector)
+        detector_size = int((getattr(detector, "ckpt", None) or {}).get("train_args", {}).get("imgsz", 128))
+        ways.append((" cut to the detected box", False, box_finder(detector, detector_size, args.conf)))
     for folder in args.field:
-        for crop in ((False, True) if args.crop else (False,)):
-            scored = score_folder(model, folder, imgsz, crop, enrolled)
+        for suffix, crop, find_box in ways:
+            scored = score_folder(model, folder, imgsz, crop, enrolled, find_box=find_box)
             if scored is None:
                 continue  # no boxes in this folder (render3d/clean): nothing to cut to
             result, images, dex_ids, rejects = scored
-            name = f"{folder.name}{' cut to its box' if crop else ''}"
+            name = f"{folder.name}{suffix}"
             report[name] = result["metrics"] | {"rejected": len(rejects)}
             print(f"{name:<24} " + "  ".join(f"{k} {v}" for k, v in report[name].items()))
-            if args.sheet and not crop:
+            if args.sheet and not suffix:
                 worst = sorted(result["per_species"].items(), key=lambda kv: (kv[1], kv[0]))[: args.worst]
                 rows = []
                 for dex, _ in worst:

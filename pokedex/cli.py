@@ -36,8 +36,13 @@ def _predict(args: argparse.Namespace) -> None:
 
         folder = args.enrolled or (paths.get("enrolled") if args.model is None else None)
         enrolled = Enrolled.load(folder) if folder is not None and (args.enrolled or folder.is_dir()) else None
+    detector = None
+    if not args.whole:
+        detector = args.detector or (paths.get("detector_weights") if args.model is None else None)
+        detector = detector if detector is not None and (args.detector or detector.is_file()) else None
     unreadable = total = 0
-    for image, ranked in predict(args.images, model, classes, args.imgsz, args.top, enrolled=enrolled):
+    for image, ranked in predict(args.images, model, classes, args.imgsz, args.top, enrolled=enrolled,
+                                 detector=detector, conf=args.conf):
         total += 1
         if isinstance(ranked, str):
             unreadable += 1
@@ -113,6 +118,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="the enroll stage's output: enrolled species and the no-Pokémon rule (default: "
                         "paths.enrolled of params.yaml, when it exists and --model is not given)")
     p.add_argument("--no-enrolled", action="store_true", help="trained classes only, no open-set answer")
+    p.add_argument("--detector", type=Path, default=None,
+                   help="the one-class detector: each Pokémon it finds is cut out and named (default: "
+                        "paths.detector_weights of params.yaml, when it exists and --model is not given)")
+    p.add_argument("--conf", type=float, default=0.25, help="the detector's score threshold (default: %(default)s)")
+    p.add_argument("--whole", action="store_true", help="classify each whole picture, without the detector")
     p.set_defaults(func=_predict)
 
     n = sub.add_parser("enroll", help="add a species from a few pictures (data/enroll/NNNN/), then `dvc repro enroll`")

@@ -20,6 +20,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from pokedex.data.classes import class_label
 from pokedex.data.dataset import class_names, load_uint8, test_images
 from pokedex.data.yolo_format import test_split_summary
 from pokedex.errors import PokedexError
-from pokedex.field import field_evaluation, not_measured
+from pokedex.field import Box, crop_to_box, field_evaluation, not_measured
 from pokedex.io import write_csv
 from pokedex.openset import Enrolled, auroc, logits_and_embedding
 from pokedex.ultra import load_model, ultralytics_data
@@ -39,6 +40,7 @@ from pokedex.ultra import load_model, ultralytics_data
 log = logging.getLogger(__name__)
 
 NO_DETECTION = -1  # predicted class of a detector that found no box
+FRAME_SCALE = 2  # the scene test's frames are this many times the classifier's input: a camera sees more pixels
 NO_DETECTION_LABEL = "(no detection)"
 
 
@@ -98,6 +100,8 @@ def measure_latency(model, images: list[Path], imgsz: int, device, n: int) -> fl
 
 
 def predict_ranked(model, images: list[Path], imgsz: int, eval_cfg) -> list[list[int]]:
+    if not images:  # e.g. no frame in which the detector found a Pokémon (Ultralytics refuses an empty source)
+        return []
     return [
         ranked_classes(r)
         for r in model.predict([str(p) for p in images], imgsz=imgsz, batch=int(eval_cfg.batch),
@@ -105,18 +109,39 @@ def predict_ranked(model, images: list[Path], imgsz: int, eval_cfg) -> list[list
     ]
 
 
-def scene_test(model, images: list[Path], imgsz: int, eval_cfg) -> list[list[int]]:
-    """Ranked predictions on the scene test: image i in scene i of the held-out background family."""
+def box_fractions(box: tuple[int, int, int, int], size: int) -> Box:
+    x0, y0, x1, y1 = box
+    return ((x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0) / size, (y1 - y0) / size)
+
+
+def scene_test(model, images: list[Path], imgsz: int, eval_cfg,
+               find_box: Callable[[Image.Image], Box | None] | None = None) -> dict[str, list[list[int]]]:
+    """Ranked predictions on the scene test (image i in scene i of the held-out background family, a frame of
+    FRAME_SCALE x the model's input), for each way the classifier can read the frame: `whole` (shrunk to its
+    input), `box` (cut to the Pokémon's true box: an ideal detector) and, with `find_box`, `detected` (cut to
+    the detector's best box; no box is "no Pokémon": class -1, wrong)."""
     scene = eval_cfg.scene
     scale = (float(scene.scale[0]), float(scene.scale[1]))
+    size = imgsz * FRAME_SCALE
+    ways: dict[str, list[Path | None]] = {"whole": [], "box": []} | ({"detected": []} if find_box else {})
     with tempfile.TemporaryDirectory(prefix="pokedex-scenes-") as tmp:
-        scenes = []
         for index, path in enumerate(images):
             with Image.open(path) as img:
-                out = Path(tmp) / path.name
-                scene_image(img, SCENE_TEST, int(scene.seed), index, imgsz, scale, float(scene.camera)).save(out, quality=95)
-            scenes.append(out)
-        return predict_ranked(model, scenes, imgsz, eval_cfg)
+                frame, box = scene_image(img, SCENE_TEST, int(scene.seed), index, size, scale, float(scene.camera))
+            crops = {"whole": frame, "box": crop_to_box(frame, box_fractions(box, size)) if box else frame}
+            if find_box:
+                found = find_box(frame)
+                crops["detected"] = crop_to_box(frame, found) if found else None
+            for way, picture in crops.items():
+                out = Path(tmp) / f"{way}-{path.name}"
+                if picture is not None:
+                    picture.save(out, quality=95)
+                ways[way].append(out if picture is not None else None)
+        ranked = {}
+        for way, paths in ways.items():
+            answered = iter(predict_ranked(model, [p for p in paths if p is not None], imgsz, eval_cfg))
+            ranked[way] = [next(answered) if p is not None else [NO_DETECTION] for p in paths]
+        return ranked
 
 
 def open_set(model, images: list[Path], truth: np.ndarray, imgsz: int, enrolled: Enrolled, eval_cfg) -> dict:
@@ -137,7 +162,9 @@ def open_set(model, images: list[Path], truth: np.ndarray, imgsz: int, enrolled:
 
 
 def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Path, enrolled: Enrolled | None = None,
-             field_dir: Path | None = None) -> dict:
+             field_dir: Path | None = None, find_box: Callable[[Image.Image], Box | None] | None = None) -> dict:
+    """The figures of metrics.json (and its CSVs and plot in out_dir). `find_box`: the one-class detector's best
+    box (pokedex.detector.box_finder), for the scene test's and the field's figures on detected crops."""
     if not weights.is_file():
         raise PokedexError(f"{weights} is missing; run the train stage first (dvc repro train).")
     model = load_model(weights)
@@ -146,7 +173,8 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
     device = eval_cfg.device
     ranked = predict_ranked(model, images, imgsz, eval_cfg)
     acc = accuracy_metrics(truth, ranked, len(names))
-    scene_acc = accuracy_metrics(truth, scene_test(model, images, imgsz, eval_cfg), len(names))
+    scenes = scene_test(model, images, imgsz, eval_cfg, find_box if model.task == "classify" else None)
+    scene_acc = accuracy_metrics(truth, scenes["whole"], len(names))
     predicted = np.array([r[0] for r in ranked])
     metrics = {
         "top1": round(acc["top1"], 4),
@@ -155,6 +183,11 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
         "scene_top1": round(scene_acc["top1"], 4),
         "scene_top5": round(scene_acc["top5"], 4),
         "scene_per_class_top1_min": round(float(np.nanmin(scene_acc["per_class"])), 4),
+        # the same frames cut to the Pokémon's true box, and to the box the detector finds
+        **{f"scene_top1_{way}": round(accuracy_metrics(truth, scenes[way], len(names))["top1"], 4)
+           for way in ("box", "detected") if way in scenes},
+        **({"scene_found": round(float(np.mean([r != [NO_DETECTION] for r in scenes["detected"]])), 4)}
+           if "detected" in scenes else {}),
         "latency_ms": round(measure_latency(model, images, imgsz, device, int(eval_cfg.latency_images)), 2),
         "test_images": len(images),
         **test_split_summary(dataset_dir),
@@ -172,7 +205,7 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = {c: class_label(c, n) for c, n in enumerate(names)} | {NO_DETECTION: NO_DETECTION_LABEL}
     if field_dir is not None and model.task == "classify":
-        metrics.update(field_evaluation(model, field_dir, imgsz, len(names), enrolled, labels, out_dir))
+        metrics.update(field_evaluation(model, field_dir, imgsz, len(names), enrolled, labels, out_dir, find_box))
     else:
         metrics.update(not_measured(out_dir, "a detector" if model.task != "classify" else "no field folder given"))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -12,6 +12,7 @@ reason, never silently dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from pokedex.openset import Enrolled, logits_and_embedding
 
 DOCS = {"README.md", ".gitignore", "classes.csv"}  # a field folder's own notes, not pictures
 BOX_MARGIN = 0.08  # the ideal crop: the box made square with this margin on each side
+Box = tuple[float, float, float, float]  # cx, cy, w, h (fractions of the picture's width and height), as YOLO
 
 
 @dataclass
@@ -33,11 +35,12 @@ class FieldSet:
     root: Path
     paths: list[Path] = field(default_factory=list)
     dex_ids: list[int] = field(default_factory=list)
-    boxes: list[tuple[float, float, float, float] | None] = field(default_factory=list)  # cx, cy, w, h (fractions)
+    boxes: list[Box | None] = field(default_factory=list)
     rejects: list[tuple[str, str]] = field(default_factory=list)
+    missed: set[int] = field(default_factory=set)  # pictures (indices into paths) where a detector found no Pokémon
 
 
-def read_box(path: Path) -> tuple[float, float, float, float] | None:
+def read_box(path: Path) -> Box | None:
     try:
         values = [float(v) for v in path.read_text(encoding="utf-8").split()[1:5]]
     except (OSError, ValueError):
@@ -68,23 +71,33 @@ def field_set(root: Path) -> FieldSet:
     return found
 
 
-def crop_to_box(img: Image.Image, box: tuple[float, float, float, float], margin: float = BOX_MARGIN) -> Image.Image:
+def crop_to_box(img: Image.Image, box: Box, margin: float = BOX_MARGIN) -> Image.Image:
     """The box made square with a margin, cut out of the picture (filled with the picture's edge where it leaves)."""
     cx, cy, w, h = box[0] * img.width, box[1] * img.height, box[2] * img.width, box[3] * img.height
     side = max(w, h) * (1 + 2 * margin)
     return img.crop((round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2)))
 
 
-def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[int]]:
+def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: int = MAX_PIXELS,
+                  find_box: Callable[[Image.Image], Box | None] | None = None) -> tuple[np.ndarray, list[int]]:
     """uint8 NCHW pictures at the model's input size and the indices (into found.paths) they are; unreadable
-    files (and, with `crop`, pictures without a box) go to found.rejects."""
+    files (and, with `crop`, pictures without a box) go to found.rejects. With `find_box` (a detector's best box,
+    pokedex.detector.box_finder), each picture is cut to the box it finds instead of its own; where it finds none,
+    the index goes to found.missed (the answer is "no Pokémon") and the whole picture stands in."""
     arrays, kept = [], []
     for i, path in enumerate(found.paths):
-        rgb = decode(path, size, 1, max_pixels)
+        # a crop needs the picture's own pixels: JPEGs are decoded at a reduced scale that still covers 4x the input
+        rgb = decode(path, size * (4 if crop or find_box else 1), 1, max_pixels)
         if isinstance(rgb, str):
             found.rejects.append((path.relative_to(found.root).as_posix(), rgb))
             continue
-        if crop:
+        if find_box is not None:
+            box = find_box(rgb)
+            if box is None:
+                found.missed.add(i)
+            else:
+                rgb = crop_to_box(rgb, box)
+        elif crop:
             if found.boxes[i] is None:
                 found.rejects.append((path.relative_to(found.root).as_posix(), "no box (NNNN/<stem>.txt) to crop to"))
                 continue
@@ -111,42 +124,52 @@ def class_scores(model, images: np.ndarray, enrolled: Enrolled | None = None, ba
     return np.stack(scores) if scores else np.zeros((0, len(model.names)), np.float32)
 
 
-def score(scores: np.ndarray, dex_ids: list[int], n_trained: int, enrolled: Enrolled | None = None) -> dict:
+def score(scores: np.ndarray, dex_ids: list[int], n_trained: int, enrolled: Enrolled | None = None,
+          missed: np.ndarray | None = None) -> dict:
     """top-1/top-5 (a species the model does not know is always wrong), per-species top-1, and with `enrolled`
-    how many answers are accepted (not "no Pokémon") and the top-1 among those."""
+    how many answers are accepted (not "no Pokémon") and the top-1 among those. `missed`: pictures where the
+    detector found no Pokémon, answered "no Pokémon" (wrong, and not accepted)."""
     columns = {dex - 1: dex - 1 for dex in range(1, n_trained + 1)}
     if enrolled is not None:
         columns.update({dex - 1: n_trained + k for k, dex in enumerate(enrolled.ids)})
     truth = np.array([columns.get(dex - 1, -1) for dex in dex_ids])
     ranked = ranked_by_score(scores)
+    if missed is not None:
+        ranked = [[-1] if m else r for r, m in zip(ranked, missed)]
     acc = accuracy_metrics(truth, ranked, scores.shape[1])
     species = sorted(set(dex_ids))
     right = np.array([r[0] == t for r, t in zip(ranked, truth)])
     per_species = {dex: float(right[np.array(dex_ids) == dex].mean()) for dex in species}
     metrics = {"images": len(dex_ids), "species": len(species), "unknown_species": sum(columns.get(d - 1) is None for d in species),
                "top1": round(acc["top1"], 4), "top5": round(acc["top5"], 4)}
+    if missed is not None:  # pictures where the detector found a Pokémon
+        metrics["found"] = round(float(1 - missed.mean()), 4) if len(missed) else None
     accepted = None
     if enrolled is not None:
         accepted = scores.max(1) >= enrolled.calibration.threshold
+        if missed is not None:
+            accepted &= ~missed
         metrics["accepted"] = round(float(accepted.mean()), 4)
         metrics["top1_accepted"] = round(float(right[accepted].mean()), 4) if accepted.any() else None
     return {"metrics": metrics, "per_species": per_species, "ranked": ranked, "accepted": accepted}
 
 
 def score_folder(model, folder: Path, imgsz: int, crop: bool = False, enrolled: Enrolled | None = None,
-                 trained_only: bool = False):
-    """A field folder scored whole or cut to its boxes: (score()'s result, pictures, their species, rejects), or
-    None when `crop` is asked of a folder without boxes. `trained_only` leaves out species the model lacks."""
+                 trained_only: bool = False, find_box: Callable[[Image.Image], Box | None] | None = None):
+    """A field folder scored whole, cut to its own boxes (`crop`) or to the boxes a detector finds (`find_box`):
+    (score()'s result, pictures, their species, rejects), or None when `crop` is asked of a folder without boxes.
+    `trained_only` leaves out species the model lacks."""
     found = field_set(folder)
     if trained_only:
         known = [i for i, dex in enumerate(found.dex_ids) if dex <= len(model.names)]
         found.paths, found.dex_ids, found.boxes = ([xs[i] for i in known] for xs in (found.paths, found.dex_ids, found.boxes))
     if crop and not any(found.boxes):
         return None
-    images, kept = load_pictures(found, imgsz, crop=crop)
+    images, kept = load_pictures(found, imgsz, crop=crop, find_box=find_box)
     dex_ids = [found.dex_ids[i] for i in kept]
-    return score(class_scores(model, images, enrolled), dex_ids, len(model.names), enrolled), images, dex_ids, found.rejects
-
+    missed = np.array([i in found.missed for i in kept]) if find_box is not None else None
+    result = score(class_scores(model, images, enrolled), dex_ids, len(model.names), enrolled, missed)
+    return result, images, dex_ids, found.rejects
 
 
 def write_reports(out_dir: Path, per_class: list[tuple], rejects: list[tuple[str, str]]) -> None:
@@ -162,9 +185,11 @@ def not_measured(out_dir: Path, why: str) -> dict:
 
 
 def field_evaluation(model, root: Path, imgsz: int, n_trained: int, enrolled: Enrolled | None, labels: dict[int, str],
-                     out_dir: Path) -> dict:
+                     out_dir: Path, find_box: Callable[[Image.Image], Box | None] | None = None) -> dict:
     """Evaluate's field figures on `root` (data/field): metrics prefixed field_, or 'not measured' when it holds no
-    picture; field_per_class.csv (species, pictures, top-1) and field_rejects.csv in out_dir."""
+    picture; field_per_class.csv (species, pictures, top-1) and field_rejects.csv in out_dir. Besides the whole
+    picture: top-1 cut to the photos' own boxes where they have them (`field_top1_box`, on those photos), and
+    with `find_box` cut to the detector's best box (`field_top1_detected`, `field_found`)."""
     found = field_set(root)
     images, kept = load_pictures(found, imgsz)
     rows = []
@@ -175,6 +200,12 @@ def field_evaluation(model, root: Path, imgsz: int, n_trained: int, enrolled: En
         metrics = {f"field_{k}": v for k, v in result["metrics"].items()}
         counts = {dex: found.dex_ids.count(dex) for dex in result["per_species"]}
         rows = [(labels.get(dex - 1, f"{dex:04d}"), counts[dex], round(top1, 4)) for dex, top1 in result["per_species"].items()]
+        boxed = score_folder(model, root, imgsz, crop=True, enrolled=enrolled)
+        if boxed is not None:
+            metrics["field_top1_box"] = boxed[0]["metrics"]["top1"]
+        if find_box is not None:
+            detected = score_folder(model, root, imgsz, enrolled=enrolled, find_box=find_box)[0]["metrics"]
+            metrics.update({"field_top1_detected": detected["top1"], "field_found": detected["found"]})
     write_reports(out_dir, rows, found.rejects)
     if found.rejects:
         metrics["field_rejected"] = len(found.rejects)

@@ -1,4 +1,4 @@
-"""Model layers of our own that Ultralytics' YAML parser can name, for K210-sized classifiers.
+"""Model layers of our own that Ultralytics' YAML parser can name, for K210-sized classifiers and detectors.
 
 Ultralytics' `Classify` head has a fixed 1280-wide hidden layer; on the K210 the pooled head runs on the
 CPU in float32, and 1280 x 1025 classes alone is 5.2 MB of a ~6 MB RAM budget. `SlimClassify` is the same
@@ -17,7 +17,7 @@ from pokedex.ultra import ultralytics_offline
 ultralytics_offline()  # unpickling a checkpoint may import this module first: keep Ultralytics offline
 
 from ultralytics.nn.modules import Conv  # noqa: E402
-from ultralytics.nn.modules.head import Classify  # noqa: E402
+from ultralytics.nn.modules.head import Classify, Detect  # noqa: E402
 
 ARCH_DIR = Path(__file__).resolve().parent / "arch"
 
@@ -31,10 +31,23 @@ class SlimClassify(Classify):
         self.linear = nn.Linear(c_, c2)
 
 
+class DepthwiseDetect(Detect):
+    """Detect whose class branch is depthwise (3x3 depthwise + 1x1) at any model size. Ultralytics builds that branch
+    only for YAMLs with its newer blocks (C3k2, ...) and otherwise full 3x3 convolutions: 0.74 M of a 1 M-parameter
+    one-class detector. YAML args: [nc, reg_max, end2end, [channels of each input]] (the parser gives Detect its
+    args but not a subclass, and a subclass takes one input layer)."""
+
+    legacy = False  # the parser sets Detect.legacy for the models it builds; this class keeps its own
+
+    def forward(self, x):
+        return super().forward(x if isinstance(x, list) else [x])  # one input layer (`from: -1`) comes unlisted
+
+
 def register() -> None:
     import ultralytics.nn.tasks as tasks
 
     tasks.SlimClassify = SlimClassify
+    tasks.DepthwiseDetect = DepthwiseDetect
 
 
 def resolve_arch(arch: str) -> str:

@@ -2,10 +2,14 @@
 
 With the enroll stage's output (models/enrolled/) and a .pt classifier, enrolled species are ranked with the
 trained classes and an image far from every known species is answered "(no Pokémon)" (pokedex/openset.py).
+
+With the one-class detector (models/detector/, pokedex/detector.py), each box it finds is cut out (made square
+with a margin) and classified: one answer per Pokémon in the picture, and "(no Pokémon)" when it finds none.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +18,10 @@ from PIL import Image
 
 from pokedex.data.classes import class_label, national_dex
 from pokedex.data.preprocess import MAX_PIXELS, decode
+from pokedex.detector import detect
 from pokedex.errors import PokedexError
 from pokedex.evaluate import NO_DETECTION, NO_DETECTION_LABEL
+from pokedex.field import crop_to_box
 from pokedex.openset import NO_POKEMON, Enrolled, logits_and_embedding
 from pokedex.ultra import load_model
 
@@ -55,9 +61,10 @@ def open_model(model_path: Path):
 
 
 def predict(images: list[Path], model_path: Path, classes_file: Path | None, imgsz: int | None = None, top: int = 5,
-            max_pixels: int = MAX_PIXELS, enrolled: Enrolled | None = None,
-            ) -> Iterator[tuple[Path, list[tuple[str, float]] | str]]:
-    """For each image, its `top` (label, score) pairs, best first, or the reason it could not be read.
+            max_pixels: int = MAX_PIXELS, enrolled: Enrolled | None = None, detector: Path | None = None,
+            conf: float = 0.25) -> Iterator[tuple[str, list[tuple[str, float]] | str]]:
+    """For each image (or, with `detector`, each Pokémon the detector finds in it: "image [box x0,y0,x1,y1 score]"),
+    its `top` (label, score) pairs, best first, or the reason it could not be read.
 
     The model and the paths are checked at once; images are decoded as preprocess decodes them (so a 48 KB
     PNG declaring 20000x20000 pixels is refused from its header, never decoded) and predicted one by one.
@@ -68,7 +75,15 @@ def predict(images: list[Path], model_path: Path, classes_file: Path | None, img
     if enrolled is not None and (model_path.suffix != ".pt" or model.task != "classify"):
         raise PokedexError(f"enrolled species need the PyTorch classifier (.pt); {model_path} is not one: pass a "
                            ".pt model, or leave the enrolled species out (--no-enrolled).")
-    return _predictions(model, files, classes_file, imgsz, top, max_pixels, enrolled)
+    find = None
+    if detector is not None:
+        found_by = open_model(detector)
+        if found_by.task != "detect":
+            raise PokedexError(f"--detector {detector} is not a detection model; pass models/detector/weights/best.pt, "
+                               "or classify whole pictures (--whole).")
+        size = int((getattr(found_by, "ckpt", None) or {}).get("train_args", {}).get("imgsz", 128))
+        find = functools.partial(detect, found_by, imgsz=size, conf=conf)
+    return _predictions(model, files, classes_file, imgsz, top, max_pixels, enrolled, find)
 
 
 def _open_set_ranking(model, rgb: Image.Image, size: int, labels: dict[int, str], enrolled: Enrolled, top: int):
@@ -81,34 +96,45 @@ def _open_set_ranking(model, rgb: Image.Image, size: int, labels: dict[int, str]
     return ranked
 
 
+def _ranking(model, rgb: Image.Image, imgsz: int | None, trained_size: int, labels: dict[int, str],
+             enrolled: Enrolled | None, top: int) -> list[tuple[str, float]]:
+    """One picture's `top` (label, score) pairs, best first."""
+    if enrolled is not None:
+        return _open_set_ranking(model, rgb, trained_size, labels, enrolled, top)
+    (result,) = model.predict(rgb, verbose=False, **({"imgsz": imgsz} if imgsz else {}))
+    if result.probs is not None:
+        scores = result.probs.data.cpu().numpy()
+        return [(labels[int(i)], float(scores[i])) for i in scores.argsort()[::-1][:top]]
+    # a detector of species (model.task=detect): best confidence per class
+    best: dict[int, float] = {}
+    for c, score in zip(result.boxes.cls.tolist(), result.boxes.conf.tolist()):
+        best[int(c)] = max(best.get(int(c), 0.0), score)
+    ranked = sorted(best.items(), key=lambda kv: -kv[1])[:top] or [(NO_DETECTION, 0.0)]
+    return [(labels.get(c, NO_DETECTION_LABEL), s) for c, s in ranked]
+
+
 def _predictions(model, files: list[Path], classes_file: Path | None, imgsz: int | None, top: int, max_pixels: int,
-                 enrolled: Enrolled | None):
-    kwargs = {"imgsz": imgsz} if imgsz else {}
+                 enrolled: Enrolled | None, find=None):
     trained_size = imgsz or int((getattr(model, "ckpt", None) or {}).get("train_args", {}).get("imgsz", 640))
-    labels = None
+    labels = class_labels(classes_file, model.names)
     for image in files:
-        rgb = decode(image, imgsz or 640, 1, max_pixels)
+        rgb = decode(image, max(imgsz or 640, 640), 1, max_pixels)
         if isinstance(rgb, str):
-            yield image, rgb
+            yield str(image), rgb
             continue
-        if enrolled is not None:
-            labels = labels or class_labels(classes_file, model.names)
-            yield image, _open_set_ranking(model, rgb, trained_size, labels, enrolled, top)
+        if find is None:
+            yield str(image), _ranking(model, rgb, imgsz, trained_size, labels, enrolled, top)
             continue
-        (result,) = model.predict(rgb, verbose=False, **kwargs)
-        labels = labels or class_labels(classes_file, result.names)
-        if result.probs is not None:
-            scores = result.probs.data.cpu().numpy()
-            order = scores.argsort()[::-1][:top]
-            yield image, [(labels[int(i)], float(scores[i])) for i in order]
-        else:  # detector: best confidence per class
-            best: dict[int, float] = {}
-            for c, conf in zip(result.boxes.cls.tolist(), result.boxes.conf.tolist()):
-                best[int(c)] = max(best.get(int(c), 0.0), conf)
-            ranked = sorted(best.items(), key=lambda kv: -kv[1])[:top] or [(NO_DETECTION, 0.0)]
-            yield image, [(labels.get(c, NO_DETECTION_LABEL), s) for c, s in ranked]
+        boxes = find([rgb])[0]
+        if not len(boxes):
+            yield str(image), [(NO_POKEMON, 0.0)]
+        for x0, y0, x1, y1, score in boxes.tolist():
+            w, h = rgb.size
+            crop = crop_to_box(rgb, ((x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h))
+            yield (f"{image} [box {x0:.0f},{y0:.0f},{x1:.0f},{y1:.0f} {score:.2f}]",
+                   _ranking(model, crop, imgsz, trained_size, labels, enrolled, top))
 
 
-def format_prediction(image: Path, ranked: list[tuple[str, float]]) -> str:
+def format_prediction(image: str, ranked: list[tuple[str, float]]) -> str:
     lines = [f"{image}"] + [f"  {rank}. {label:<28} {score:.3f}" for rank, (label, score) in enumerate(ranked, start=1)]
     return "\n".join(lines)

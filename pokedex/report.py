@@ -29,7 +29,8 @@ CLIP_CHANGES = 12  # species whose top-1 the CLIP hybrid changes most, shown per
 # (column in `dvc exp show`, heading, scale): the metrics that matter for this project
 KEY_METRICS = [
     ("top1", "test top-1", 1), ("top5", "test top-5", 1), ("scene_top1", "scene top-1", 1),
-    ("field_top1", "field top-1", 1), ("field_accepted", "field accepted", 1),
+    ("scene_top1_detected", "scene top-1, detected crop", 1), ("field_top1", "field top-1", 1),
+    ("field_top1_detected", "field top-1, detected crop", 1), ("field_accepted", "field accepted", 1),
     ("open_set_auroc", "no-Pokémon AUROC", 1), ("latency_ms", "CPU ms/image", 1),
     ("kmodel_bytes", "kmodel MB", 1e-6), ("ram_bytes", "K210 RAM MB", 1e-6), ("fits_k210", "fits K210", 1),
     ("kmodel_top1", "kmodel top-1", 1), ("clip_zero_shot_top1", "CLIP zero-shot top-1", 1),

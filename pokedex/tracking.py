@@ -182,9 +182,9 @@ def open_run(stage: str, cfg: DictConfig, weights: Path | None = None) -> Run:
 
 
 @contextmanager
-def training_run(cfg: DictConfig) -> Iterator[Run]:
-    """A new run for train, marked KILLED if training is interrupted, FAILED if it raises."""
-    run = open_run("train", cfg)
+def training_run(cfg: DictConfig, stage: str = "train") -> Iterator[Run]:
+    """A new run for a training stage, marked KILLED if training is interrupted, FAILED if it raises."""
+    run = open_run(stage, cfg)
     try:
         yield run
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM (pokedex.process.Stopped)

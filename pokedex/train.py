@@ -88,6 +88,12 @@ def check_image_size(size: int) -> None:
                            f"{-(-size // 32) * 32}; set data.image_size to a multiple of 32 (e.g. 64, 96, 128).")
 
 
+def mlflow_name(key: str) -> str:
+    """A results.csv column as an MLflow metric name, which may not hold parentheses: metrics/mAP50(B) ->
+    metrics/mAP50B (as Ultralytics' own MLflow callback does)."""
+    return key.replace("(", "").replace(")", "")
+
+
 class EpochLogger:
     """Ultralytics callback (on_fit_epoch_end): each results.csv row as MLflow metrics at step = epoch.
 
@@ -101,10 +107,10 @@ class EpochLogger:
     def __call__(self, trainer) -> None:
         def log(_client):  # inside run.safely: a tracking error must not stop training
             if self.training_over:
-                self.run.log_metrics({f"best/{k}": float(v) for k, v in trainer.metrics.items()})
+                self.run.log_metrics({f"best/{mlflow_name(k)}": float(v) for k, v in trainer.metrics.items()})
                 return
             row = {**trainer.label_loss_items(trainer.tloss, prefix="train"), **trainer.metrics, **trainer.lr}
-            self.run.log_metrics({k: float(v) for k, v in row.items()}, step=trainer.epoch + 1)
+            self.run.log_metrics({mlflow_name(k): float(v) for k, v in row.items()}, step=trainer.epoch + 1)
         self.run.safely("logging epoch metrics", log)
         self.training_over = bool(trainer.stop)
 

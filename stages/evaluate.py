@@ -1,12 +1,15 @@
 """Stage evaluate: test-split top-1/top-5, per-class accuracy, confusion matrix, latency, open-set figures, and
-the field figures on data/field/ (people's own photos)."""
+the field figures on data/field/ (people's own photos); scene test and field read whole, cut to the true box and
+cut to the box the one-class detector finds."""
 
 from pathlib import Path
 
 from pokedex import tracking
+from pokedex.detector import box_finder
 from pokedex.evaluate import evaluate
 from pokedex.openset import Enrolled
 from pokedex.stage import stage
+from pokedex.ultra import load_model
 
 
 @stage("eval_reports")
@@ -14,8 +17,10 @@ def main(cfg):
     p = cfg.paths
     reports = Path(p.eval_reports)
     enrolled = Enrolled.load(Path(p.enrolled)) if cfg.model.task == "classify" else None  # a detector: no embedding
+    detector = load_model(Path(p.detector_weights))
+    find_box = box_finder(detector, cfg.detector.data.image_size, cfg.detector.conf)
     metrics = evaluate(Path(p.weights), Path(p.yolo_dataset), cfg.data.image_size, cfg.evaluate, reports, enrolled,
-                       Path(p.field))
+                       Path(p.field), find_box)
     tracking.record("evaluate", cfg, Path(p.weights), metrics,
                     [reports / "metrics.json", reports / "confusion_matrix.png", reports / "per_class.csv",
                      reports / "field_per_class.csv"])

@@ -69,3 +69,26 @@ def test_an_empty_field_folder_is_not_measured(tmp_path):
     json.dumps(metrics)
     with (tmp_path / "out" / "field_per_class.csv").open() as f:
         assert list(csv.reader(f)) == [["class", "images", "top1"]]
+
+
+def test_a_detectors_box_replaces_the_photos_own_and_no_box_is_no_pokemon(tmp_path):
+    found = field_set(fixture_folder(tmp_path / "field"))
+    seen = []
+
+    def find_box(picture):  # stands for pokedex.detector.box_finder: the left half of 0001/desk.jpg, nothing in 0002
+        seen.append(picture.size)
+        return (0.25, 0.5, 0.5, 1.0) if picture.size == (80, 40) else None
+
+    images, kept = load_pictures(found, 32, find_box=find_box)
+    assert kept == [0, 1] and found.missed == {1} and seen == [(80, 40), (30, 30)]
+    # the crop handed on is the found box (40x40, square, 8 % margin), not the photo's own 20x20 box
+    expected = crop_to_box(Image.open(tmp_path / "field" / "0001" / "desk.jpg").convert("RGB"), (0.25, 0.5, 0.5, 1.0))
+    assert np.array_equal(images[0], np.asarray(expected.resize((32, 32), Image.Resampling.BICUBIC)).transpose(2, 0, 1))
+
+    scores = np.array([[0.9, 0.1], [0.1, 0.9]])
+    result = score(scores, [1, 2], n_trained=2, missed=np.array([False, True]))
+    assert result["metrics"]["top1"] == 0.5 and result["metrics"]["found"] == 0.5  # the missed one is wrong
+    enrolled = Enrolled([], [], np.zeros((0, 2), np.float32), np.zeros(0, int), Calibration(1.0, 0.0, 0.5, 0.1),
+                        np.zeros(2, np.float32))
+    result = score(scores, [1, 2], n_trained=2, enrolled=enrolled, missed=np.array([False, True]))
+    assert result["metrics"]["accepted"] == 0.5 and result["metrics"]["top1_accepted"] == 1.0

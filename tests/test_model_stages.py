@@ -87,7 +87,7 @@ def test_train_evaluate_export_predict(model, tmp_path, tiny_dataset):
         assert scored["field_images"] == metrics["test_images"] and scored["field_rejected"] == 1
         names = (yolo / "classes.txt").read_text().splitlines()
         answers = predict([field], best, yolo / "classes.txt", imgsz=cfg.data.image_size)
-        right = [ranked[0][0] == f"{p.parent.name} {names[int(p.parent.name) - 1]}" for p, ranked in answers
+        right = [ranked[0][0] == f"{Path(p).parent.name} {names[int(Path(p).parent.name) - 1]}" for p, ranked in answers
                  if not isinstance(ranked, str)]
         assert scored["field_top1"] == round(sum(right) / len(right), 4)  # what predict answers, picture by picture
 
@@ -102,7 +102,7 @@ def test_train_evaluate_export_predict(model, tmp_path, tiny_dataset):
     image = sorted((yolo / "images" / "test").iterdir())[0]
     for model_file in (best, onnx):
         ((path, ranked),) = predict([image], model_file, yolo / "classes.txt", imgsz=cfg.data.image_size)
-        assert path == image and 1 <= len(ranked) <= 5
+        assert path == str(image) and 1 <= len(ranked) <= 5
         assert all(label[5:] in names for label, _ in ranked if label != "(no detection)")
         assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
 

@@ -26,7 +26,8 @@ from .conftest import needs_nncase
 from .project_copy import commit, copy_project, identify
 from .tiny_clip import make_tiny_clip
 TINY = ["debug=quick"]
-STAGES = ["ingest", "preprocess", "yolo-format", "train", "enroll", "evaluate", "clip", "export-onnx", "compile-kmodel"]
+STAGES = ["ingest", "preprocess", "yolo-format", "detect-format", "train-detector", "train", "enroll", "evaluate", "clip",
+          "export-onnx", "compile-kmodel"]
 
 
 def _env(home: Path) -> dict:
@@ -58,10 +59,12 @@ def _json(args: list[str], cwd: Path):
 
 
 def _mlflow_runs(repo: Path) -> dict:
-    """{run name: run} in the repository's default MLflow store."""
+    """{run name: run} of the classifier's runs in the repository's default MLflow store (the detector's training
+    is a run of its own, of the same name)."""
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("pokedex")
-    return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])
+            if r.data.tags.get("pokedex.stage") != "train-detector"}
 
 
 BUNDLE = ["classes.txt", "enrolled.json", "main.py", "manifest.json", "model.kmodel", "prototypes.bin"]
@@ -88,10 +91,13 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     for split in ("train", "validation", "test"):
         assert len(list((yolo / "images" / split).glob("*.jpg"))) == len(list((yolo / "labels" / split).glob("*.txt"))) > 0
     assert (yolo / "classes.txt").read_text().count("\n") == 4
+    detector = json.loads((repo / "reports" / "detector" / "metrics.json").read_text())
+    assert detector["test"]["images"] == 6 and set(detector["test"]) >= {"map50", "precision", "recall"}
     assert (repo / "models" / "train" / "weights" / "best.pt").is_file()
     assert (repo / "models" / "model.onnx").is_file()
     metrics = json.loads((repo / "reports" / "eval" / "metrics.json").read_text())
-    assert set(metrics) >= {"top1", "top5", "latency_ms", "per_class_top1_min"}
+    assert set(metrics) >= {"top1", "top5", "latency_ms", "per_class_top1_min", "scene_top1", "scene_top1_box",
+                            "scene_top1_detected", "scene_found"}
     parity = json.loads((repo / "reports" / "onnx_parity.json").read_text())
     assert parity["top1_agreement"] == 1.0
     kmodel = json.loads((repo / "reports" / "kmodel.json").read_text())
@@ -104,6 +110,8 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     assert not (repo / "outputs").exists() and not (repo / ".hydra").exists() and not list(repo.glob("*.log"))
     assert not any((repo.parent / "home").iterdir()), "the pipeline must not write into the home directory"
     run = _mlflow_runs(repo)["workspace"]  # one run: train opened it, the later stages added to it
+    (found_by,) = [r for r in _mlflow_runs_all(repo) if r.data.tags.get("pokedex.stage") == "train-detector"]
+    assert found_by.data.metrics["detector/test/map50"] == detector["test"]["map50"] and "metrics/mAP50B" in found_by.data.metrics
     assert run.data.metrics["evaluate/top1"] == metrics["top1"] and "metrics/accuracy_top1" in run.data.metrics
     assert run.data.metrics["export-onnx/top1_agreement"] == 1.0 and run.data.metrics["compile-kmodel/fits_k210"] == 1
 
@@ -116,7 +124,7 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
                                env=_env(repo.parent / "home"), capture_output=True, text=True)
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     # a one-epoch model may answer "(no Pokémon)" before its best guess: the enrolled output's open-set rule
-    assert predicted.stdout.splitlines()[0] == str(image)
+    assert predicted.stdout.splitlines()[0].startswith(str(image))  # "[box …]" after it: the detector's crop
     assert predicted.stdout.splitlines()[1].strip().startswith(("1. 000", "1. (no Pokémon)")), predicted.stdout
 
     shown = _run(["dvc", "metrics", "show", "--json"], repo)
@@ -129,6 +137,11 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _ran(_run(["dvc", "repro"], repo)) == ["evaluate"]
 
+    # the detector's params rerun the detector's stages and evaluate (which reads its crops), not the classifier
+    params["detector"]["data"]["seed"] = 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert _ran(_run(["dvc", "repro"], repo)) == ["detect-format", "train-detector", "evaluate"]
+
     # a user's field photos: only evaluate reruns, and scores them (with the no-Pokémon rule)
     assert metrics["field"].startswith("not measured")
     photos = sorted((yolo / "images" / "test").glob("0002_*.jpg"))
@@ -139,6 +152,7 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     scored = json.loads((repo / "reports" / "eval" / "metrics.json").read_text())
     assert scored["field_images"] == len(photos) and 0 <= scored["field_top1"] <= scored["field_top5"] <= 1
     assert 0 <= scored["field_accepted"] <= 1 and "field" not in scored
+    assert 0 <= scored["field_top1_detected"] <= 1 and 0 <= scored["field_found"] <= 1 and "field_top1_box" not in scored
     assert (repo / "reports" / "eval" / "field_per_class.csv").read_text().count("\n") == 2  # header + 0002
 
     # pictures of a species to add: enroll and what uses it rerun, never train (a bad picture is a reject)
@@ -157,8 +171,8 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
 
     params["data"]["split"]["seed"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert _ran(_run(["dvc", "repro"], repo)) == ["yolo-format", "train", "enroll", "evaluate", "clip",
-                                                  "export-onnx", "compile-kmodel"]
+    assert _ran(_run(["dvc", "repro"], repo)) == ["yolo-format", "detect-format", "train-detector", "train", "enroll",
+                                                  "evaluate", "clip", "export-onnx", "compile-kmodel"]
 
 
 @pytest.mark.slow
@@ -565,7 +579,8 @@ def test_pokeapi_package_through_dvc_then_a_noop_repro_needs_neither_npm_nor_the
                                           "data.image_size=32", "train.epochs=1", "train.batch=8",
                                           "evaluate.latency_images=2"], root=repo)
     out = _run(["dvc", "repro", "evaluate"], repo)
-    assert _ran(out) == ["ingest", "preprocess", "yolo-format", "train", "enroll", "evaluate"]
+    assert _ran(out) == ["ingest", "preprocess", "yolo-format", "detect-format", "train-detector", "train", "enroll",
+                         "evaluate"]
     assert list((repo / ".cache" / "pokedex").glob("npm-*.tgz"))
     assert sorted(p.name for p in (repo / "data" / "raw" / "all_pokemon").iterdir()) == ["0001", "0002", "0003"]
     assert "substitute.gif,not named by a species number" in (repo / "data" / "raw" / "ingest_rejects.csv").read_text()

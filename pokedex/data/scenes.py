@@ -124,6 +124,13 @@ def compose(rgb: Image.Image, scene: Image.Image, rng: np.random.Generator, scal
     """The picture's foreground on `scene` (same size), scaled by a factor in `scale`, at a random place, slightly
     turned; parts that leave the frame are cut off, as a camera would. `mask`: the picture's uint8 foreground
     mask, if already known."""
+    return compose_with_box(rgb, scene, rng, scale, mask)[0]
+
+
+def compose_with_box(rgb: Image.Image, scene: Image.Image, rng: np.random.Generator, scale: tuple[float, float],
+                     mask: np.ndarray | None = None) -> tuple[Image.Image, tuple[int, int, int, int] | None]:
+    """compose, and the Pokémon's box in the frame: (x0, y0, x1, y1) pixels, x1/y1 exclusive, around the pixels
+    where its mask is at least half opaque after scaling and turning (None if none is left in the frame)."""
     size = scene.width
     fg = rgb.convert("RGB")
     if mask is None:
@@ -139,7 +146,11 @@ def compose(rgb: Image.Image, scene: Image.Image, rng: np.random.Generator, scal
     y = int(rng.uniform(-0.1, 1.1) * slack) if slack > 0 else int(rng.uniform(slack, 0))
     out = scene.convert("RGBA")
     out.alpha_composite(fg, (max(x, 0), max(y, 0)), (max(-x, 0), max(-y, 0)))
-    return out.convert("RGB")
+    alpha = Image.new("L", scene.size, 0)
+    alpha.paste(fg.getchannel("A"), (x, y))  # pasting clips what leaves the frame, as alpha_composite did
+    ys, xs = np.nonzero(np.asarray(alpha) >= 128)
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) if len(xs) else None
+    return out.convert("RGB"), box
 
 
 def camera(img: Image.Image, rng: np.random.Generator, strength: float = 1.0) -> Image.Image:
@@ -180,10 +191,12 @@ def viewpoint(img: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 def scene_image(rgb: Image.Image, family: int, seed: int, index: int, size: int, scale: tuple[float, float],
-                strength: float = 1.0) -> Image.Image:
-    """`rgb` put into scene number `index` of a background family and photographed: deterministic."""
+                strength: float = 1.0) -> tuple[Image.Image, tuple[int, int, int, int] | None]:
+    """`rgb` put into scene number `index` of a background family and photographed, and its box (as
+    compose_with_box): deterministic."""
     rng = np.random.default_rng([family, seed, index, 1])
-    return camera(compose(rgb, background(family, seed, index, size), rng, scale), rng, strength)
+    frame, box = compose_with_box(rgb, background(family, seed, index, size), rng, scale)
+    return camera(frame, rng, strength), box
 
 
 def no_pokemon(family: int, seed: int, n: int, size: int) -> np.ndarray:

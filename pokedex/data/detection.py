@@ -1,0 +1,145 @@
+"""The detector's data: camera scenes with each Pokémon's exact box, in the YOLO detection layout.
+
+Every scene is a procedural background (pokedex.data.scenes) with none, one, or two or three Pokémon put onto
+it, then photographed by the cheap camera; each box comes from the Pokémon's mask after scaling and turning
+(scenes.compose_with_box), so it is exact. The Pokémon of a split's scenes are the pictures of the same split of
+the classifier's dataset, so no sprite is in two splits, and each split draws its backgrounds from its own
+family (train: TRAIN, validation: NO_POKEMON_VAL, test: SCENE_TEST), so no background is either. In training
+scenes a share of the Pokémon is restyled first (pokedex.data.styles), as in the classifier's training.
+
+Layout (seed's YOLO detection format): images/{train,validation,test}/NNNNN.jpg, labels/…/NNNNN.txt with one
+`0 cx cy w h` line per Pokémon (an empty file for a scene without one), data.yaml (one class, "pokemon"), and
+boxes.csv: one row per box with the Pokémon's species, so a detect-then-classify evaluation can name it (a
+scene without a Pokémon has one row with an empty species). Deterministic from `detector.data.seed`.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+import yaml
+from omegaconf import DictConfig
+from PIL import Image
+
+from pokedex.data.scenes import NO_POKEMON_VAL, SCENE_TEST, TRAIN, background, camera, compose_with_box, foreground_mask
+from pokedex.data.styles import restyle
+from pokedex.errors import PokedexError
+from pokedex.io import file_digest, write_csv
+
+log = logging.getLogger(__name__)
+
+SPLITS = {"train": TRAIN, "validation": NO_POKEMON_VAL, "test": SCENE_TEST}  # split -> background family
+NAMES = {0: "pokemon"}
+MAX_OVERLAP = 0.2  # a second or third Pokémon is placed so that its box overlaps another by at most this IoU
+TRIES = 10          # placements tried for it before the scene keeps fewer Pokémon
+
+
+def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    w, h = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0) * max(h, 0)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def how_many(rng: np.random.Generator, empty: float, several: float) -> int:
+    draw = rng.random()
+    return 0 if draw < empty else int(rng.integers(2, 4)) if draw < empty + several else 1
+
+
+def detection_scene(pictures: list[Path], family: int, cfg: DictConfig, index: int, restyled: bool,
+                    masks: dict[Path, np.ndarray]) -> tuple[Image.Image, list[tuple[Path, tuple[int, int, int, int]]]]:
+    """Scene `index` of a split: its picture and (picture, box) of every Pokémon in it. `masks` caches each
+    picture's foreground mask."""
+    rng = np.random.default_rng([family, int(cfg.seed), index, 3])
+    size = int(cfg.image_size)
+    scene = background(family, int(cfg.seed), index, size)
+    count = how_many(rng, float(cfg.empty), float(cfg.several))
+    low, high = float(cfg.scale[0]), float(cfg.scale[1])
+    if count > 1:  # several Pokémon share the frame: each is smaller
+        high = max(low, high * 0.6)
+    placed: list[tuple[Path, tuple[int, int, int, int]]] = []
+    for _ in range(count):
+        path = pictures[int(rng.integers(len(pictures)))]
+        rgb = Image.open(path).convert("RGB")
+        if path not in masks:
+            masks[path] = (foreground_mask(np.asarray(rgb)) * 255).astype(np.uint8)
+        if restyled and rng.random() < float(cfg.style):
+            rgb = restyle(rgb, masks[path], rng)
+        for _ in range(TRIES):
+            candidate, box = compose_with_box(rgb, scene, rng, (low, high), masks[path])
+            if box is not None and all(iou(box, other) <= MAX_OVERLAP for _, other in placed):
+                scene = candidate
+                placed.append((path, box))
+                break
+    return camera(scene, rng, float(cfg.camera)), placed
+
+
+def yolo_line(box: tuple[int, int, int, int], size: int) -> str:
+    x0, y0, x1, y1 = box
+    return f"0 {(x0 + x1) / 2 / size:.6f} {(y0 + y1) / 2 / size:.6f} {(x1 - x0) / size:.6f} {(y1 - y0) / size:.6f}"
+
+
+def check(cfg: DictConfig) -> None:
+    scenes = dict(cfg.scenes)
+    if set(scenes) != set(SPLITS) or any(int(n) < 0 for n in scenes.values()):
+        raise PokedexError(f"detector.data.scenes={scenes} must give a number of scenes (0 or more) for each of "
+                           f"{', '.join(SPLITS)}.")
+    empty, several = float(cfg.empty), float(cfg.several)
+    if not (empty >= 0 and several >= 0 and empty + several <= 1):
+        raise PokedexError(f"detector.data.empty={cfg.empty} and detector.data.several={cfg.several} are shares of "
+                           "the scenes: each 0 or more, together at most 1.")
+    low, high = (float(v) for v in cfg.scale)
+    if not 0.05 <= low <= high <= 1.5:
+        raise PokedexError(f"detector.data.scale={list(cfg.scale)} must be [low, high] with 0.05 <= low <= high <= 1.5.")
+    if int(cfg.image_size) % 32:
+        raise PokedexError(f"detector.data.image_size={cfg.image_size} must be a multiple of 32 (e.g. 128, 160).")
+
+
+def write_detection_dataset(classifier_dataset: Path, out: Path, cfg: DictConfig) -> dict[str, int]:
+    """Build the detection dataset from the classifier's YOLO dataset (its images/{split}/NNNN_*.jpg); returns
+    the number of boxes per split."""
+    check(cfg)
+    size = int(cfg.image_size)
+    rows, boxes_per_split = [], {}
+    masks: dict[Path, np.ndarray] = {}
+    for split, family in SPLITS.items():
+        pictures = sorted((classifier_dataset / "images" / split).glob("*.jpg"))
+        wanted = int(cfg.scenes[split])
+        if wanted and not pictures:
+            raise PokedexError(f"{classifier_dataset / 'images' / split} holds no pictures to compose "
+                               f"detector.data.scenes.{split}={wanted} scenes from; run yolo-format first "
+                               f"(dvc repro yolo-format) or set detector.data.scenes.{split}=0.")
+        (out / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+        boxes_per_split[split] = 0
+        for index in range(wanted):
+            image, placed = detection_scene(pictures, family, cfg, index, split == "train", masks)
+            name = f"{index:05d}"
+            jpg = out / "images" / split / f"{name}.jpg"
+            image.save(jpg, quality=int(cfg.jpeg_quality))
+            (out / "labels" / split / f"{name}.txt").write_text(
+                "".join(yolo_line(box, size) + "\n" for _, box in placed), encoding="utf-8")
+            digest = file_digest(jpg).hexdigest()
+            for path, box in placed or [(None, None)]:
+                rows.append((f"{split}/{name}.jpg", split, path.name[:4] if path else "", path.name if path else "",
+                             " ".join(map(str, box)) if box else "", digest))
+            boxes_per_split[split] += len(placed)
+    write_csv(out / "boxes.csv", ["image", "split", "species", "picture", "box", "sha256"], rows)
+    (out / "data.yaml").write_text(yaml.safe_dump({"train": "images/train", "val": "images/validation",
+                                                   "test": "images/test", "names": NAMES}), encoding="utf-8")
+    log.info("detect-format: %s scenes, %s boxes -> %s", dict(cfg.scenes), boxes_per_split, out)
+    return boxes_per_split
+
+
+def read_boxes(dataset: Path, split: str) -> dict[str, list[tuple[str, tuple[int, int, int, int]]]]:
+    """image -> [(species, (x0, y0, x1, y1))] of a split, from boxes.csv (a scene without a Pokémon: [])."""
+    scenes: dict[str, list] = {}
+    with open(dataset / "boxes.csv", newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["split"] == split:
+                found = scenes.setdefault(row["image"], [])
+                if row["species"]:
+                    found.append((row["species"], tuple(int(v) for v in row["box"].split())))
+    return scenes

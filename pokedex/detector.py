@@ -1,0 +1,159 @@
+"""The one-class detector ("Pokémon"): trained on detect-format's scenes, measured at IoU 0.5.
+
+It is a detection model of its own (`detector:` params, models/detector/), trained by the same function as the
+classifier (pokedex.train.train on `detector_view(cfg)`: the detector's group in place of `model:`/`train:`). Measured two ways:
+Ultralytics' validator (mAP50, and precision and recall at IoU 0.5 where their balance is best), and at the
+score the pipeline uses, `detector.conf`: the share of Pokémon found (a box at IoU >= 0.5), the share of boxes
+that are a Pokémon, and the share of scenes without a Pokémon that get a box. Field photos with a box beside
+them (`data/field/NNNN/<stem>.txt`, pokedex.field) are measured the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from pokedex.data.detection import NAMES
+from pokedex.errors import PokedexError
+from pokedex.field import Box, field_set
+from pokedex.ultra import load_model, ultralytics_data
+
+log = logging.getLogger(__name__)
+
+IOU = 0.5  # a box finds a Pokémon when it overlaps its true box by at least this
+
+
+def detector_view(cfg: DictConfig) -> DictConfig:
+    """cfg as pokedex.train reads it, with the detector's model and train groups and its input size."""
+    d = cfg.detector
+    if d.model.task != "detect":
+        raise PokedexError(f"detector.model.task={d.model.task!r} must be detect (the classifier is model:).")
+    return OmegaConf.create({"seed": cfg.seed, "data": {"image_size": d.data.image_size}, "model": d.model,
+                             "train": d.train, "augment": {}})
+
+
+def detect(model, pictures: list[Image.Image], imgsz: int, conf: float, batch: int = 32) -> list[np.ndarray]:
+    """Each picture's boxes above `conf`: (n, 5) float arrays of x0, y0, x1, y1 (pixels of the picture), score,
+    best first."""
+    found = []
+    for start in range(0, len(pictures), batch):
+        bgr = [np.ascontiguousarray(np.asarray(p.convert("RGB"))[..., ::-1]) for p in pictures[start:start + batch]]
+        for result in model.predict(bgr, imgsz=imgsz, conf=conf, verbose=False):
+            b = result.boxes
+            found.append(torch.cat([b.xyxy, b.conf[:, None]], 1).cpu().numpy().astype(np.float32))
+    return found
+
+
+def box_finder(model, imgsz: int, conf: float) -> Callable[[Image.Image], Box | None]:
+    """picture -> the detector's best box (cx, cy, w, h as fractions, as pokedex.field reads boxes), or None."""
+    def find(picture: Image.Image) -> Box | None:
+        boxes = detect(model, [picture], imgsz, conf)[0]
+        if not len(boxes):
+            return None
+        x0, y0, x1, y1 = (float(v) for v in boxes[0, :4])
+        w, h = picture.size
+        return ((x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h)
+    return find
+
+
+def matched(predicted: np.ndarray, truth: np.ndarray, iou: float = IOU) -> int:
+    """How many true boxes (n, 4 xyxy) a prediction (best first) finds at `iou`, each used once."""
+    if not len(predicted) or not len(truth):
+        return 0
+    from ultralytics.utils.metrics import box_iou
+
+    overlap = box_iou(torch.from_numpy(predicted[:, :4]), torch.from_numpy(truth.astype(np.float32))).numpy()
+    taken = set()
+    for row in overlap:
+        candidates = [j for j in np.argsort(-row) if row[j] >= iou and j not in taken]
+        if candidates:
+            taken.add(candidates[0])
+    return len(taken)
+
+
+def at_threshold(found: list[np.ndarray], truths: list[np.ndarray]) -> dict:
+    """recall, precision and empty-picture false alarms of boxes already cut at the threshold."""
+    hits = sum(matched(f, t) for f, t in zip(found, truths))
+    n_true, n_found = sum(len(t) for t in truths), sum(len(f) for f in found)
+    empty = [len(f) > 0 for f, t in zip(found, truths) if not len(t)]
+    return {"recall_at_conf": round(hits / n_true, 4) if n_true else None,
+            "precision_at_conf": round(hits / n_found, 4) if n_found else None,
+            "empty_with_box": round(float(np.mean(empty)), 4) if empty else None}
+
+
+def ultralytics_figures(model, data_yaml: Path, split: str, imgsz: int) -> dict:
+    """Ultralytics' validator on a split: mAP50 and its precision and recall at IoU 0.5."""
+    with tempfile.TemporaryDirectory(prefix="pokedex-val-") as tmp:
+        r = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=32, plots=False, verbose=False,
+                      project=tmp, name="val", exist_ok=True)
+    return {"map50": round(float(r.box.map50), 4), "precision": round(float(r.box.mp), 4),
+            "recall": round(float(r.box.mr), 4)}
+
+
+@contextmanager
+def field_view(root: Path) -> Iterator[Path | None]:
+    """The field photos that have a box, as a YOLO detection dataset (a `test` split of links): its data.yaml,
+    or None when no photo has one."""
+    found = field_set(root)
+    boxed = [p for p, b in zip(found.paths, found.boxes) if b is not None]
+    if not boxed:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="pokedex-field-") as tmp:
+        view = Path(tmp)
+        for sub in ("images/test", "labels/test"):
+            (view / sub).mkdir(parents=True)
+        for i, photo in enumerate(boxed):
+            name = f"{i:06d}"
+            (view / "images" / "test" / f"{name}{photo.suffix.lower()}").symlink_to(photo.resolve())
+            (view / "labels" / "test" / f"{name}.txt").symlink_to(photo.with_suffix(".txt").resolve())
+        (view / "data.yaml").write_text(yaml.safe_dump({"path": str(view), "train": "images/test", "val": "images/test",
+                                                        "test": "images/test", "names": NAMES}), encoding="utf-8")
+        yield view / "data.yaml"
+
+
+def true_boxes(label: Path, width: int, height: int) -> np.ndarray:
+    rows = [line.split()[1:5] for line in label.read_text(encoding="utf-8").splitlines() if line.strip()]
+    cxcywh = np.array(rows, np.float32).reshape(-1, 4) * np.float32([width, height, width, height])
+    return np.concatenate([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], 1)
+
+
+def measure(model, data_yaml: Path, split: str, images: list[Path], imgsz: int, conf: float) -> dict:
+    pictures = [Image.open(p).convert("RGB") for p in images]
+    labels = [data_yaml.parent / "labels" / split / f"{Path(p.name).stem}.txt" for p in images]
+    truths = [true_boxes(label, *pic.size) for label, pic in zip(labels, pictures)]
+    return {"images": len(images), "boxes": int(sum(len(t) for t in truths)),
+            **ultralytics_figures(model, data_yaml, split, imgsz),
+            **at_threshold(detect(model, pictures, imgsz, conf), truths)}
+
+
+def evaluate_detector(weights: Path, dataset: Path | None, cfg: DictConfig, field: Path | None = None) -> dict:
+    """The detector's figures on the test scenes of `dataset` and, where photos have boxes, on the field folder
+    (`cfg`: the detector's group, for its input size and score threshold)."""
+    model = load_model(weights)
+    imgsz, conf = int(cfg.data.image_size), float(cfg.conf)
+    metrics: dict = {}
+    if dataset is not None:
+        if not (dataset / "boxes.csv").is_file():
+            raise PokedexError(f"{dataset / 'boxes.csv'} is missing: {dataset} is not a detect-format dataset; run "
+                               "`dvc repro detect-format`.")
+        with ultralytics_data(dataset, "detect") as data:
+            images = sorted((data.parent / "images" / "test").iterdir())
+            metrics["test"] = measure(model, data, "test", images, imgsz, conf)
+    if field is not None:
+        metrics["field"] = "not measured: no field photo has a box (NNNN/<stem>.txt)"
+        with field_view(field) as data:
+            if data is not None:
+                metrics["field"] = measure(model, data, "test", sorted((data.parent / "images" / "test").iterdir()),
+                                           imgsz, conf)
+    metrics["conf"] = conf
+    return metrics

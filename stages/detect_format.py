@@ -1,0 +1,16 @@
+"""Stage detect-format: camera scenes with each Pokémon's exact box, in the YOLO detection layout, from the
+classifier's splits (pokedex.data.detection)."""
+
+from pathlib import Path
+
+from pokedex.data.detection import write_detection_dataset
+from pokedex.stage import stage
+
+
+@stage("detect_dataset")
+def main(cfg):
+    write_detection_dataset(Path(cfg.paths.yolo_dataset), Path(cfg.paths.detect_dataset), cfg.detector.data)
+
+
+if __name__ == "__main__":
+    main()
