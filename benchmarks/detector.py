@@ -19,7 +19,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from pokedex.detector import evaluate_detector
-from pokedex.ultra import load_model
+from pokedex.ultra import load_model, trained_size
 
 COLUMNS = ("images", "boxes", "map50", "precision", "recall", "recall_at_conf", "precision_at_conf", "empty_with_box")
 
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    imgsz = args.imgsz or int((getattr(load_model(args.model), "ckpt", None) or {}).get("train_args", {}).get("imgsz", 128))
+    imgsz = args.imgsz or trained_size(load_model(args.model), 128)
     cfg = OmegaConf.create({"data": {"image_size": imgsz}, "conf": args.conf})
     report = {"test scenes": evaluate_detector(args.model, args.dataset, cfg)["test"]}
     for folder in args.field:

@@ -27,7 +27,7 @@ from pokedex.data.classes import class_label, national_dex
 from pokedex.detector import box_finder
 from pokedex.field import score_folder
 from pokedex.openset import Enrolled
-from pokedex.ultra import load_model
+from pokedex.ultra import load_model, trained_size
 
 THUMB = 96
 
@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
 
     model = load_model(args.model)
-    imgsz = args.imgsz or int((getattr(model, "ckpt", None) or {}).get("train_args", {}).get("imgsz", 0)) or 64
+    imgsz = args.imgsz or trained_size(model, 64)
     enrolled = None
     if args.model.suffix == ".pt" and (args.enrolled / "enrolled.json").is_file():
         enrolled = Enrolled.load(args.enrolled)
@@ -82,8 +82,7 @@ def main() -> None:
     ways = [("", False, None)] + [(" cut to its box", True, None)] * args.crop
     if args.detector:
         detector = load_model(args.detector)
-        detector_size = int((getattr(detector, "ckpt", None) or {}).get("train_args", {}).get("imgsz", 128))
-        ways.append((" cut to the detected box", False, box_finder(detector, detector_size, args.conf)))
+        ways.append((" cut to the detected box", False, box_finder(detector, trained_size(detector, 128), args.conf)))
     for folder in args.field:
         for suffix, crop, find_box in ways:
             scored = score_folder(model, folder, imgsz, crop, enrolled, find_box=find_box)

@@ -24,7 +24,7 @@ from PIL import Image
 
 from pokedex.data.detection import NAMES
 from pokedex.errors import PokedexError
-from pokedex.field import Box, field_set
+from pokedex.field import Box, box_from_corners, field_set
 from pokedex.ultra import load_model, ultralytics_data
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,7 @@ def box_finder(model, imgsz: int, conf: float) -> Callable[[Image.Image], Box | 
         boxes = detect(model, [picture], imgsz, conf)[0]
         if not len(boxes):
             return None
-        x0, y0, x1, y1 = (float(v) for v in boxes[0, :4])
-        w, h = picture.size
-        return ((x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h)
+        return box_from_corners(*(float(v) for v in boxes[0, :4]), *picture.size)
     return find
 
 

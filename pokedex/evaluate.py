@@ -32,7 +32,7 @@ from pokedex.data.classes import class_label
 from pokedex.data.dataset import class_names, load_uint8, test_images
 from pokedex.data.yolo_format import test_split_summary
 from pokedex.errors import PokedexError
-from pokedex.field import Box, crop_to_box, field_evaluation, not_measured
+from pokedex.field import Box, box_from_corners, crop_to_box, field_evaluation, not_measured
 from pokedex.io import write_csv
 from pokedex.openset import Enrolled, auroc, logits_and_embedding
 from pokedex.ultra import load_model, ultralytics_data
@@ -109,11 +109,6 @@ def predict_ranked(model, images: list[Path], imgsz: int, eval_cfg) -> list[list
     ]
 
 
-def box_fractions(box: tuple[int, int, int, int], size: int) -> Box:
-    x0, y0, x1, y1 = box
-    return ((x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0) / size, (y1 - y0) / size)
-
-
 def scene_test(model, images: list[Path], imgsz: int, eval_cfg,
                find_box: Callable[[Image.Image], Box | None] | None = None) -> dict[str, list[list[int]]]:
     """Ranked predictions on the scene test (image i in scene i of the held-out background family, a frame of
@@ -128,7 +123,7 @@ def scene_test(model, images: list[Path], imgsz: int, eval_cfg,
         for index, path in enumerate(images):
             with Image.open(path) as img:
                 frame, box = scene_image(img, SCENE_TEST, int(scene.seed), index, size, scale, float(scene.camera))
-            crops = {"whole": frame, "box": crop_to_box(frame, box_fractions(box, size)) if box else frame}
+            crops = {"whole": frame, "box": crop_to_box(frame, box_from_corners(*box, size, size)) if box else frame}
             if find_box:
                 found = find_box(frame)
                 crops["detected"] = crop_to_box(frame, found) if found else None

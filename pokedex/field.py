@@ -71,6 +71,11 @@ def field_set(root: Path) -> FieldSet:
     return found
 
 
+def box_from_corners(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> Box:
+    """A box given by its corners in pixels of a width x height picture, as a Box."""
+    return ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height)
+
+
 def crop_to_box(img: Image.Image, box: Box, margin: float = BOX_MARGIN) -> Image.Image:
     """The box made square with a margin, cut out of the picture (filled with the picture's edge where it leaves)."""
     cx, cy, w, h = box[0] * img.width, box[1] * img.height, box[2] * img.width, box[3] * img.height

@@ -21,9 +21,9 @@ from pokedex.data.preprocess import MAX_PIXELS, decode
 from pokedex.detector import detect
 from pokedex.errors import PokedexError
 from pokedex.evaluate import NO_DETECTION, NO_DETECTION_LABEL
-from pokedex.field import crop_to_box
+from pokedex.field import box_from_corners, crop_to_box
 from pokedex.openset import NO_POKEMON, Enrolled, logits_and_embedding
-from pokedex.ultra import load_model
+from pokedex.ultra import load_model, trained_size
 
 
 def class_labels(classes_file: Path | None, model_names: dict[int, str]) -> dict[int, str]:
@@ -81,8 +81,7 @@ def predict(images: list[Path], model_path: Path, classes_file: Path | None, img
         if found_by.task != "detect":
             raise PokedexError(f"--detector {detector} is not a detection model; pass models/detector/weights/best.pt, "
                                "or classify whole pictures (--whole).")
-        size = int((getattr(found_by, "ckpt", None) or {}).get("train_args", {}).get("imgsz", 128))
-        find = functools.partial(detect, found_by, imgsz=size, conf=conf)
+        find = functools.partial(detect, found_by, imgsz=trained_size(found_by, 128), conf=conf)
     return _predictions(model, files, classes_file, imgsz, top, max_pixels, enrolled, find)
 
 
@@ -96,11 +95,11 @@ def _open_set_ranking(model, rgb: Image.Image, size: int, labels: dict[int, str]
     return ranked
 
 
-def _ranking(model, rgb: Image.Image, imgsz: int | None, trained_size: int, labels: dict[int, str],
+def _ranking(model, rgb: Image.Image, imgsz: int | None, size: int, labels: dict[int, str],
              enrolled: Enrolled | None, top: int) -> list[tuple[str, float]]:
     """One picture's `top` (label, score) pairs, best first."""
     if enrolled is not None:
-        return _open_set_ranking(model, rgb, trained_size, labels, enrolled, top)
+        return _open_set_ranking(model, rgb, size, labels, enrolled, top)
     (result,) = model.predict(rgb, verbose=False, **({"imgsz": imgsz} if imgsz else {}))
     if result.probs is not None:
         scores = result.probs.data.cpu().numpy()
@@ -115,7 +114,7 @@ def _ranking(model, rgb: Image.Image, imgsz: int | None, trained_size: int, labe
 
 def _predictions(model, files: list[Path], classes_file: Path | None, imgsz: int | None, top: int, max_pixels: int,
                  enrolled: Enrolled | None, find=None):
-    trained_size = imgsz or int((getattr(model, "ckpt", None) or {}).get("train_args", {}).get("imgsz", 640))
+    size = imgsz or trained_size(model, 640)
     labels = class_labels(classes_file, model.names)
     for image in files:
         rgb = decode(image, max(imgsz or 640, 640), 1, max_pixels)
@@ -123,16 +122,15 @@ def _predictions(model, files: list[Path], classes_file: Path | None, imgsz: int
             yield str(image), rgb
             continue
         if find is None:
-            yield str(image), _ranking(model, rgb, imgsz, trained_size, labels, enrolled, top)
+            yield str(image), _ranking(model, rgb, imgsz, size, labels, enrolled, top)
             continue
         boxes = find([rgb])[0]
         if not len(boxes):
             yield str(image), [(NO_POKEMON, 0.0)]
         for x0, y0, x1, y1, score in boxes.tolist():
-            w, h = rgb.size
-            crop = crop_to_box(rgb, ((x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h))
+            crop = crop_to_box(rgb, box_from_corners(x0, y0, x1, y1, *rgb.size))
             yield (f"{image} [box {x0:.0f},{y0:.0f},{x1:.0f},{y1:.0f} {score:.2f}]",
-                   _ranking(model, crop, imgsz, trained_size, labels, enrolled, top))
+                   _ranking(model, crop, imgsz, size, labels, enrolled, top))
 
 
 def format_prediction(image: str, ranked: list[tuple[str, float]]) -> str:

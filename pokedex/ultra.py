@@ -66,6 +66,11 @@ def load_model(source: str | Path, task: str | None = None):
     return YOLO(str(source), task=task)
 
 
+def trained_size(model, default: int) -> int:
+    """The input size a model was trained at (from its checkpoint's train args), else `default`."""
+    return int((getattr(model, "ckpt", None) or {}).get("train_args", {}).get("imgsz", default))
+
+
 @contextmanager
 def ultralytics_data(dataset_dir: Path, task: str) -> Iterator[Path]:
     """What Ultralytics reads for a task, as links to the YOLO dataset in a temporary folder.

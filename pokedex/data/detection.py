@@ -15,7 +15,6 @@ scene without a Pokémon has one row with an empty species). Deterministic from 
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
@@ -132,14 +131,3 @@ def write_detection_dataset(classifier_dataset: Path, out: Path, cfg: DictConfig
     log.info("detect-format: %s scenes, %s boxes -> %s", dict(cfg.scenes), boxes_per_split, out)
     return boxes_per_split
 
-
-def read_boxes(dataset: Path, split: str) -> dict[str, list[tuple[str, tuple[int, int, int, int]]]]:
-    """image -> [(species, (x0, y0, x1, y1))] of a split, from boxes.csv (a scene without a Pokémon: [])."""
-    scenes: dict[str, list] = {}
-    with open(dataset / "boxes.csv", newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            if row["split"] == split:
-                found = scenes.setdefault(row["image"], [])
-                if row["species"]:
-                    found.append((row["species"], tuple(int(v) for v in row["box"].split())))
-    return scenes
