@@ -5,7 +5,11 @@ jitter from train:) run on each training image:
    smoothed, random convolution, posterized, stylized), its mask kept;
 2. with probability `augment.p`, it is put onto a procedural background (pokedex.data.scenes, training family)
    at a random scale and place and photographed by a random cheap camera; of those, a share `augment.view`
-   also seen at a tilt, with vignetting and glare (scenes.viewpoint);
+   also seen at a tilt, with vignetting and glare (scenes.viewpoint); of those, a share `augment.crop` is seen
+   as the detector hands it to the classifier: the Pokémon smaller in a frame twice the picture's side, the frame
+   photographed, then cut to the Pokémon's box made square with a margin (pokedex.field.crop_to_box), the box
+   first moved and resized as the detector errs (`augment.crop_jitter`: the spread of its centre, as a share of
+   the box's side, and of the log of its width and height);
 3. with probability `augment.light`, its contrast and brightness change by factors drawn from
    `augment.contrast` and `augment.brightness` (a dim room, a washed-out screen).
 
@@ -27,9 +31,10 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from pokedex.data.scenes import TRAIN, background, camera, compose, foreground_mask, viewpoint
+from pokedex.data.scenes import TRAIN, background, camera, compose, compose_with_box, foreground_mask, viewpoint
 from pokedex.data.styles import light, restyle
 from pokedex.errors import PokedexError
+from pokedex.boxes import box_from_corners, crop_to_box
 from pokedex.ultra import ultralytics_offline
 
 
@@ -43,7 +48,7 @@ def factor_range(cfg: DictConfig, key: str) -> tuple[float, float]:
 def check(cfg: DictConfig) -> tuple[float, tuple[float, float], float, float]:
     p, scale, strength = float(cfg.p), (float(cfg.scale[0]), float(cfg.scale[1])), float(cfg.camera)
     ramp = float(cfg.ramp)
-    for key in ("p", "style", "light", "view"):
+    for key in ("p", "style", "light", "view", "crop"):
         if not 0.0 <= float(cfg.get(key, 0.0)) <= 1.0:
             raise PokedexError(f"augment.{key}={cfg.get(key)} must be a probability between 0 and 1.")
     if not 0.0 <= ramp <= 1.0:
@@ -53,7 +58,36 @@ def check(cfg: DictConfig) -> tuple[float, tuple[float, float], float, float]:
     if strength < 0:
         raise PokedexError(f"augment.camera={strength} must be 0 (off) or more.")
     factor_range(cfg, "contrast"), factor_range(cfg, "brightness")  # named now, not at the first picture
+    crop_jitter(cfg)
     return p, scale, strength, ramp
+
+
+CROP_FRAME = 2  # a detector crop is cut from a frame this many times the picture's side ...
+CROP_SCALE = (0.3, 1.0)  # ... where the Pokémon takes this share of the side (detector.data.scale's default)
+
+
+def crop_jitter(cfg: DictConfig) -> tuple[float, float]:
+    value = cfg.get("crop_jitter", [0.0, 0.0])
+    if len(value) != 2 or min(float(v) for v in value) < 0:
+        raise PokedexError(f"augment.crop_jitter={list(value)} must be [centre, size] spreads, each 0 (exact box) or more.")
+    return float(value[0]), float(value[1])
+
+
+def detector_crop(im: Image.Image, mask: np.ndarray, rng: np.random.Generator, strength: float,
+                  jitter: tuple[float, float]) -> Image.Image:
+    """The picture's Pokémon as the detector path sees it: in a photographed frame, cut to a jittered box."""
+    side = max(im.size)
+    scene = background(TRAIN, int(rng.integers(2**31)), 0, CROP_FRAME * side)
+    frame, box = compose_with_box(im, scene, rng, CROP_SCALE, mask)
+    frame = camera(frame, rng, strength)
+    if box is None:  # the Pokémon left the frame: the detector would have found nothing to crop
+        return frame.resize((side, side), Image.Resampling.BICUBIC)
+    w, h = box[2] - box[0], box[3] - box[1]
+    cx = (box[0] + box[2]) / 2 + rng.normal(0, jitter[0]) * w
+    cy = (box[1] + box[3]) / 2 + rng.normal(0, jitter[0]) * h
+    w, h = w * np.exp(rng.normal(0, jitter[1])), h * np.exp(rng.normal(0, jitter[1]))
+    found = box_from_corners(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, frame.width, frame.height)
+    return crop_to_box(frame, found).resize((side, side), Image.Resampling.BICUBIC)
 
 
 def scene_probability(epoch: int, epochs: int, p: float, ramp: float) -> float:
@@ -69,11 +103,15 @@ def augment_image(im: Image.Image, mask: np.ndarray, rng: np.random.Generator, c
     if rng.random() < float(cfg.get("style", 0.0)):
         im = restyle(im, mask, rng)
     if rng.random() < p_scene:
-        scene = background(TRAIN, int(rng.integers(2**31)), 0, max(im.size))
-        im = camera(compose(im, scene, rng, scale, mask), rng, strength)
-        view = float(cfg.get("view", 0.0))
-        if view > 0 and rng.random() < view:  # off: no draw, so the other pictures stay as they were
-            im = viewpoint(im, rng)
+        crop = float(cfg.get("crop", 0.0))
+        if crop > 0 and rng.random() < crop:  # off: no draw, so the other pictures stay as they were
+            im = detector_crop(im, mask, rng, strength, crop_jitter(cfg))
+        else:
+            scene = background(TRAIN, int(rng.integers(2**31)), 0, max(im.size))
+            im = camera(compose(im, scene, rng, scale, mask), rng, strength)
+            view = float(cfg.get("view", 0.0))
+            if view > 0 and rng.random() < view:  # off: no draw, so the other pictures stay as they were
+                im = viewpoint(im, rng)
     if rng.random() < float(cfg.get("light", 0.0)):
         im = light(im, rng, factor_range(cfg, "contrast"), factor_range(cfg, "brightness"))
     return im

@@ -24,7 +24,8 @@ from PIL import Image
 
 from pokedex.data.detection import NAMES
 from pokedex.errors import PokedexError
-from pokedex.field import Box, box_from_corners, field_set
+from pokedex.boxes import Box, box_from_corners
+from pokedex.field import field_set
 from pokedex.ultra import load_model, ultralytics_data
 
 log = logging.getLogger(__name__)

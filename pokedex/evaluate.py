@@ -32,7 +32,8 @@ from pokedex.data.classes import class_label
 from pokedex.data.dataset import class_names, load_uint8, test_images
 from pokedex.data.yolo_format import test_split_summary
 from pokedex.errors import PokedexError
-from pokedex.field import Box, box_from_corners, crop_to_box, field_evaluation, not_measured
+from pokedex.boxes import Box, box_from_corners, crop_to_box
+from pokedex.field import field_evaluation, not_measured
 from pokedex.io import write_csv
 from pokedex.openset import Enrolled, auroc, logits_and_embedding
 from pokedex.ultra import load_model, ultralytics_data

@@ -22,12 +22,11 @@ from PIL import Image
 from pokedex.accuracy import accuracy_metrics, ranked_by_score
 from pokedex.data.classes import ALL_POKEMON, CLASS_DIR
 from pokedex.data.preprocess import MAX_PIXELS, decode
+from pokedex.boxes import Box, crop_to_box
 from pokedex.io import write_csv
 from pokedex.openset import Enrolled, logits_and_embedding
 
 DOCS = {"README.md", ".gitignore", "classes.csv"}  # a field folder's own notes, not pictures
-BOX_MARGIN = 0.08  # the ideal crop: the box made square with this margin on each side
-Box = tuple[float, float, float, float]  # cx, cy, w, h (fractions of the picture's width and height), as YOLO
 
 
 @dataclass
@@ -69,18 +68,6 @@ def field_set(root: Path) -> FieldSet:
         box = path.with_suffix(".txt")
         found.boxes.append(read_box(box) if box.is_file() else None)
     return found
-
-
-def box_from_corners(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> Box:
-    """A box given by its corners in pixels of a width x height picture, as a Box."""
-    return ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height)
-
-
-def crop_to_box(img: Image.Image, box: Box, margin: float = BOX_MARGIN) -> Image.Image:
-    """The box made square with a margin, cut out of the picture (filled with the picture's edge where it leaves)."""
-    cx, cy, w, h = box[0] * img.width, box[1] * img.height, box[2] * img.width, box[3] * img.height
-    side = max(w, h) * (1 + 2 * margin)
-    return img.crop((round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2)))
 
 
 def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: int = MAX_PIXELS,

@@ -21,7 +21,7 @@ from pokedex.data.preprocess import MAX_PIXELS, decode
 from pokedex.detector import detect
 from pokedex.errors import PokedexError
 from pokedex.evaluate import NO_DETECTION, NO_DETECTION_LABEL
-from pokedex.field import box_from_corners, crop_to_box
+from pokedex.boxes import box_from_corners, crop_to_box
 from pokedex.openset import NO_POKEMON, Enrolled, logits_and_embedding
 from pokedex.ultra import load_model, trained_size
 

@@ -16,7 +16,7 @@ from pokedex.data.detection import iou, write_detection_dataset
 from pokedex.data.scenes import compose, compose_with_box, foreground_mask
 from pokedex.detector import at_threshold, detect, detector_view, evaluate_detector, matched
 from pokedex.errors import PokedexError
-from pokedex.field import crop_to_box
+from pokedex.boxes import crop_to_box
 from pokedex.openset import NO_POKEMON
 from pokedex.predict import predict
 from pokedex.train import build_model, train

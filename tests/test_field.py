@@ -9,7 +9,8 @@ import json
 import numpy as np
 from PIL import Image
 
-from pokedex.field import crop_to_box, field_evaluation, field_set, load_pictures, score
+from pokedex.boxes import crop_to_box
+from pokedex.field import field_evaluation, field_set, load_pictures, score
 from pokedex.openset import Calibration, Enrolled
 
 

@@ -66,3 +66,36 @@ def test_a_hand_held_viewpoint_is_deterministic_from_its_seed():
     a, b, c = (np.asarray(viewpoint(img, np.random.default_rng(s))) for s in (4, 4, 5))
     assert a.shape == np.asarray(img).shape and np.array_equal(a, b) and not np.array_equal(a, c)
     assert not np.array_equal(a, np.asarray(img))
+
+
+def test_a_detector_crop_is_the_pokemons_box_made_square_and_its_jitter_is_checked():
+    """With no jitter and no camera, the crop is the box with BOX_MARGIN around it: the Pokémon centred, filling
+    1 / (1 + 2 margin) of the side; jitter moves it; crop=0 draws nothing (pictures stay as they were)."""
+    from pokedex.augment import detector_crop
+    from pokedex.boxes import BOX_MARGIN
+
+    size = 96
+    img = Image.new("RGB", (size, size), "white")
+    img.paste((255, 0, 255), (24, 24, 72, 72))  # a magenta square: easy to find on any background
+    mask = (foreground_mask(np.asarray(img)) * 255).astype(np.uint8)
+
+    def magenta_box(picture: Image.Image) -> tuple[float, float, float]:
+        a = np.asarray(picture).astype(int)
+        ys, xs = np.nonzero((a[..., 0] > 200) & (a[..., 1] < 60) & (a[..., 2] > 200))
+        return (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2, max(np.ptp(xs), np.ptp(ys)) + 1
+
+    for seed in range(5):
+        crop = detector_crop(img, mask, np.random.default_rng(seed), 0.0, (0.0, 0.0))
+        assert crop.size == (size, size)
+        cx, cy, side = magenta_box(crop)
+        assert abs(cx - size / 2) <= 2 and abs(cy - size / 2) <= 2
+        assert abs(side - size / (1 + 2 * BOX_MARGIN)) <= 3
+    moved = [magenta_box(detector_crop(img, mask, np.random.default_rng(s), 0.0, (0.2, 0.3))) for s in range(5)]
+    assert max(abs(cx - size / 2) + abs(cy - size / 2) for cx, cy, _ in moved) > 4
+    cfg = make_cfg().augment
+    no_crop = OmegaConf.merge(cfg, {"crop": 0.0})
+    with_crop = OmegaConf.merge(cfg, {"crop": 1.0})
+    a, b = (np.asarray(augment_image(img, mask, np.random.default_rng(3), c, 1.0)) for c in (no_crop, with_crop))
+    assert not np.array_equal(a, b)
+    with pytest.raises(PokedexError, match=r"augment.crop_jitter=\[-0.1, 0.1\] must be \[centre, size\] spreads"):
+        scene_trainer(make_cfg("augment.crop_jitter=[-0.1,0.1]").augment)
