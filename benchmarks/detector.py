@@ -5,7 +5,8 @@
 
 Prints one row per set: pictures, boxes, mAP50, precision and recall at IoU 0.5 (Ultralytics' validator, at its
 best-F1 score), and at `--conf` the share of Pokémon found, the share of boxes that are one, and the share of
-pictures without a Pokémon given a box. A field folder is `NNNN/*` photos with `NNNN/<stem>.txt` boxes beside
+pictures without a Pokémon given a box; then, on the test scenes, the share of Pokémon found at `--conf` by how many
+share their scene and by the side of their box (where the misses are). A field folder is `NNNN/*` photos with `NNNN/<stem>.txt` boxes beside
 them (YOLO format); photos without one are left out. Same measures as the train-detector stage
 (pokedex.detector).
 """
@@ -16,10 +17,30 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 from omegaconf import OmegaConf
+from PIL import Image
 
-from pokedex.detector import evaluate_detector
+from pokedex.boxes import MATCH_IOU, iou, true_boxes
+from pokedex.detector import detect, evaluate_detector
 from pokedex.ultra import load_model, trained_size
+
+SIDES = (0, 40, 64, 96, 10_000)  # box side bins, pixels of the detector's input
+
+
+def misses(model, dataset: Path, imgsz: int, conf: float) -> dict[str, str]:
+    """Share of the test scenes' Pokémon found (a box at IoU >= MATCH_IOU), by Pokémon per scene and box side."""
+    images = sorted((dataset / "images" / "test").glob("*.jpg"))
+    rows = []  # (side, Pokémon in the scene, found)
+    for path, found in zip(images, detect(model, [Image.open(p).convert("RGB") for p in images], imgsz, conf)):
+        truth = true_boxes(dataset / "labels" / "test" / f"{path.stem}.txt", imgsz, imgsz)
+        rows += [(max(t[2] - t[0], t[3] - t[1]), len(truth), max((iou(t, f) for f in found), default=0) >= MATCH_IOU)
+                 for t in truth]
+    table = np.array(rows, np.float32).reshape(-1, 3)
+    groups = {f"{k} per scene": table[:, 1] == k for k in (1, 2, 3)}
+    groups |= {f"side {lo}-{hi} px": (table[:, 0] >= lo) & (table[:, 0] < hi) for lo, hi in zip(SIDES, SIDES[1:])}
+    return {name: f"{table[m, 2].mean():.3f} of {int(m.sum())}" for name, m in groups.items() if m.any()}
+
 
 COLUMNS = ("images", "boxes", "map50", "precision", "recall", "recall_at_conf", "precision_at_conf", "empty_with_box")
 
@@ -44,6 +65,10 @@ def main() -> None:
     for name, figures in report.items():
         cells = [str(figures.get(c)) for c in COLUMNS] if isinstance(figures, dict) else [figures] + [""] * (len(COLUMNS) - 1)
         print(f"| {name} | " + " | ".join(cells) + " |")
+    found = misses(load_model(args.model), args.dataset, imgsz, args.conf)
+    print("\nPokémon of the test scenes found at IoU 0.5:\n\n| Pokémon | found |\n|---|---|")
+    print("\n".join(f"| {name} | {share} |" for name, share in found.items()))
+    report["test scenes found by"] = found
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -31,10 +31,10 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
+from pokedex.boxes import box_from_corners, crop_to_box
 from pokedex.data.scenes import TRAIN, background, camera, compose, compose_with_box, foreground_mask, viewpoint
 from pokedex.data.styles import light, restyle
 from pokedex.errors import PokedexError
-from pokedex.boxes import box_from_corners, crop_to_box
 from pokedex.ultra import ultralytics_offline
 
 

@@ -22,16 +22,13 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from pokedex.boxes import Box, at_threshold, box_from_corners, true_boxes
 from pokedex.data.detection import NAMES
 from pokedex.errors import PokedexError
-from pokedex.boxes import Box, box_from_corners
 from pokedex.field import field_set
 from pokedex.ultra import load_model, ultralytics_data
 
 log = logging.getLogger(__name__)
-
-IOU = 0.5  # a box finds a Pokémon when it overlaps its true box by at least this
-
 
 def detector_view(cfg: DictConfig) -> DictConfig:
     """cfg as pokedex.train reads it, with the detector's model and train groups and its input size."""
@@ -64,31 +61,6 @@ def box_finder(model, imgsz: int, conf: float) -> Callable[[Image.Image], Box | 
     return find
 
 
-def matched(predicted: np.ndarray, truth: np.ndarray, iou: float = IOU) -> int:
-    """How many true boxes (n, 4 xyxy) a prediction (best first) finds at `iou`, each used once."""
-    if not len(predicted) or not len(truth):
-        return 0
-    from ultralytics.utils.metrics import box_iou
-
-    overlap = box_iou(torch.from_numpy(predicted[:, :4]), torch.from_numpy(truth.astype(np.float32))).numpy()
-    taken = set()
-    for row in overlap:
-        candidates = [j for j in np.argsort(-row) if row[j] >= iou and j not in taken]
-        if candidates:
-            taken.add(candidates[0])
-    return len(taken)
-
-
-def at_threshold(found: list[np.ndarray], truths: list[np.ndarray]) -> dict:
-    """recall, precision and empty-picture false alarms of boxes already cut at the threshold."""
-    hits = sum(matched(f, t) for f, t in zip(found, truths))
-    n_true, n_found = sum(len(t) for t in truths), sum(len(f) for f in found)
-    empty = [len(f) > 0 for f, t in zip(found, truths) if not len(t)]
-    return {"recall_at_conf": round(hits / n_true, 4) if n_true else None,
-            "precision_at_conf": round(hits / n_found, 4) if n_found else None,
-            "empty_with_box": round(float(np.mean(empty)), 4) if empty else None}
-
-
 def ultralytics_figures(model, data_yaml: Path, split: str, imgsz: int) -> dict:
     """Ultralytics' validator on a split: mAP50 and its precision and recall at IoU 0.5."""
     with tempfile.TemporaryDirectory(prefix="pokedex-val-") as tmp:
@@ -118,12 +90,6 @@ def field_view(root: Path) -> Iterator[Path | None]:
         (view / "data.yaml").write_text(yaml.safe_dump({"path": str(view), "train": "images/test", "val": "images/test",
                                                         "test": "images/test", "names": NAMES}), encoding="utf-8")
         yield view / "data.yaml"
-
-
-def true_boxes(label: Path, width: int, height: int) -> np.ndarray:
-    rows = [line.split()[1:5] for line in label.read_text(encoding="utf-8").splitlines() if line.strip()]
-    cxcywh = np.array(rows, np.float32).reshape(-1, 4) * np.float32([width, height, width, height])
-    return np.concatenate([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], 1)
 
 
 def measure(model, data_yaml: Path, split: str, images: list[Path], imgsz: int, conf: float) -> dict:

@@ -7,7 +7,10 @@ stage's output how many answers are accepted and the top-1 among them; "not meas
 
 With the enroll stage's output, the open-set figures too: the test images against `evaluate.no_pokemon`
 pictures without a Pokémon (backgrounds of the scene test's family, never seen in training or calibration),
-ranked with the enrolled species as predict and the K210 rank them.
+ranked with the enrolled species as predict and the K210 rank them; with the detector, those pictures also go
+through the whole path (a box, its crop, the rule): the share given a name.
+
+frames.png shows a few scene test frames with the true box (white), the detected one (green) and the answer.
 
 Predictions come from Ultralytics' predictor (the same preprocessing as its validator). For a detector the
 predicted class is the class of its highest-confidence box (top-5: the first five distinct classes by
@@ -21,18 +24,19 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from pokedex.accuracy import accuracy_metrics
-from pokedex.data.scenes import SCENE_TEST, no_pokemon, scene_image
+from pokedex.boxes import Box, box_from_corners, crop_to_box
 from pokedex.data.classes import class_label
 from pokedex.data.dataset import class_names, load_uint8, test_images
+from pokedex.data.scenes import SCENE_TEST, no_pokemon, scene_image
 from pokedex.data.yolo_format import test_split_summary
 from pokedex.errors import PokedexError
-from pokedex.boxes import Box, box_from_corners, crop_to_box
 from pokedex.field import field_evaluation, not_measured
 from pokedex.io import write_csv
 from pokedex.openset import Enrolled, auroc, logits_and_embedding
@@ -41,6 +45,7 @@ from pokedex.ultra import load_model, ultralytics_data
 log = logging.getLogger(__name__)
 
 NO_DETECTION = -1  # predicted class of a detector that found no box
+SHOWN_FRAMES = 8  # scene test frames drawn with their boxes and answers (frames.png, the HTML report)
 FRAME_SCALE = 2  # the scene test's frames are this many times the classifier's input: a camera sees more pixels
 NO_DETECTION_LABEL = "(no detection)"
 
@@ -110,13 +115,45 @@ def predict_ranked(model, images: list[Path], imgsz: int, eval_cfg) -> list[list
     ]
 
 
+@dataclass
+class Shown:
+    """A scene test frame kept for the frames sheet: its true box and the detector's (pixel corners)."""
+    index: int
+    frame: Image.Image
+    truth: tuple[int, int, int, int] | None
+    found: tuple[float, float, float, float] | None
+
+
+def frames_sheet(shown: list[Shown], answers: list[list[int]], truth: np.ndarray, labels: dict[int, str],
+                 path: Path) -> None:
+    """The shown frames side by side as the detector path saw them: the true box in white, the detected box in
+    green, under each the answer (green when right) and the species."""
+    side = shown[0].frame.width
+    sheet = Image.new("RGB", (side * len(shown), side + 30), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, s in enumerate(shown):
+        x, answer, species = k * side, answers[s.index][0], int(truth[s.index])
+        sheet.paste(s.frame, (x, 0))
+        if s.truth:
+            draw.rectangle((x + s.truth[0], s.truth[1], x + s.truth[2] - 1, s.truth[3] - 1), outline="white")
+        if s.found:
+            draw.rectangle((x + s.found[0], s.found[1], x + s.found[2], s.found[3]), outline=(0, 220, 0), width=2)
+        draw.text((x + 3, side + 3), labels[answer][:24], fill=(0, 140, 0) if answer == species else (200, 0, 0))
+        draw.text((x + 3, side + 16), labels[species][:24], fill=(90, 90, 90))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
 def scene_test(model, images: list[Path], imgsz: int, eval_cfg,
-               find_box: Callable[[Image.Image], Box | None] | None = None) -> dict[str, list[list[int]]]:
+               find_box: Callable[[Image.Image], Box | None] | None = None,
+               shown: list[Shown] | None = None) -> dict[str, list[list[int]]]:
     """Ranked predictions on the scene test (image i in scene i of the held-out background family, a frame of
     FRAME_SCALE x the model's input), for each way the classifier can read the frame: `whole` (shrunk to its
     input), `box` (cut to the Pokémon's true box: an ideal detector) and, with `find_box`, `detected` (cut to
-    the detector's best box; no box is "no Pokémon": class -1, wrong)."""
+    the detector's best box; no box is "no Pokémon": class -1, wrong). `shown`: filled with SHOWN_FRAMES frames
+    spread over the test split."""
     scene = eval_cfg.scene
+    keep = set(np.linspace(0, len(images) - 1, min(SHOWN_FRAMES, len(images))).round().astype(int).tolist())
     scale = (float(scene.scale[0]), float(scene.scale[1]))
     size = imgsz * FRAME_SCALE
     ways: dict[str, list[Path | None]] = {"whole": [], "box": []} | ({"detected": []} if find_box else {})
@@ -125,9 +162,13 @@ def scene_test(model, images: list[Path], imgsz: int, eval_cfg,
             with Image.open(path) as img:
                 frame, box = scene_image(img, SCENE_TEST, int(scene.seed), index, size, scale, float(scene.camera))
             crops = {"whole": frame, "box": crop_to_box(frame, box_from_corners(*box, size, size)) if box else frame}
+            found = find_box(frame) if find_box else None
             if find_box:
-                found = find_box(frame)
                 crops["detected"] = crop_to_box(frame, found) if found else None
+            if shown is not None and index in keep:
+                corners = found and (size * (found[0] - found[2] / 2), size * (found[1] - found[3] / 2),
+                                     size * (found[0] + found[2] / 2), size * (found[1] + found[3] / 2))
+                shown.append(Shown(index, frame, box, corners))
             for way, picture in crops.items():
                 out = Path(tmp) / f"{way}-{path.name}"
                 if picture is not None:
@@ -140,14 +181,34 @@ def scene_test(model, images: list[Path], imgsz: int, eval_cfg,
         return ranked
 
 
-def open_set(model, images: list[Path], truth: np.ndarray, imgsz: int, enrolled: Enrolled, eval_cfg) -> dict:
-    """How the "no Pokémon" rule and the enrolled species do on the test split and on pictures without one."""
+def named_after_detection(model, frames: np.ndarray, imgsz: int, enrolled: Enrolled,
+                          find_box: Callable[[Image.Image], Box | None]) -> dict:
+    """Pictures without a Pokémon through the whole path: the detector's best box, its crop, the "no Pokémon"
+    rule. The share given a box, and the share given a name (a box, then a crop the rule accepts)."""
+    crops = []
+    for frame in frames:
+        picture = Image.fromarray(frame.transpose(1, 2, 0))
+        box = find_box(picture)
+        if box is not None:
+            crops.append(np.asarray(crop_to_box(picture, box).resize((imgsz, imgsz), Image.Resampling.BICUBIC)))
+    named = 0
+    if crops:
+        best = enrolled.rank(*logits_and_embedding(model, np.stack(crops).transpose(0, 3, 1, 2), enrolled.embedding))
+        named = int((best.max(1) >= enrolled.calibration.threshold).sum())
+    return {"no_pokemon_boxed": round(len(crops) / len(frames), 4),
+            "no_pokemon_named_detected": round(named / len(frames), 4)}
+
+
+def open_set(model, images: list[Path], truth: np.ndarray, imgsz: int, enrolled: Enrolled, eval_cfg,
+             find_box: Callable[[Image.Image], Box | None] | None = None) -> dict:
+    """How the "no Pokémon" rule and the enrolled species do on the test split and on pictures without one
+    (shrunk whole to the classifier's input; with `find_box`, also through the detector, at FRAME_SCALE)."""
     scores = enrolled.rank(*logits_and_embedding(model, load_uint8(images, imgsz), enrolled.embedding))
     negatives = no_pokemon(SCENE_TEST, int(eval_cfg.scene.seed), int(eval_cfg.no_pokemon), imgsz)
     negative_best = enrolled.rank(*logits_and_embedding(model, negatives, enrolled.embedding)).max(1)
     best, right = scores.max(1), scores.argmax(1) == truth
     accepted = best >= enrolled.calibration.threshold
-    return {
+    figures = {
         "top1_with_enrolled": round(float(right.mean()), 4),  # trained classes ranked with the enrolled species
         "open_set_top1": round(float((right & accepted).mean()), 4),  # right and not answered "no Pokémon"
         "known_accepted": round(float(accepted.mean()), 4),
@@ -155,6 +216,10 @@ def open_set(model, images: list[Path], truth: np.ndarray, imgsz: int, enrolled:
         "open_set_auroc": round(auroc(best, negative_best), 4),
         "enrolled_species": len(enrolled.ids),
     }
+    if find_box is not None:
+        frames = no_pokemon(SCENE_TEST, int(eval_cfg.scene.seed), int(eval_cfg.no_pokemon), imgsz * FRAME_SCALE)
+        figures |= named_after_detection(model, frames, imgsz, enrolled, find_box)
+    return figures
 
 
 def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Path, enrolled: Enrolled | None = None,
@@ -169,7 +234,8 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
     device = eval_cfg.device
     ranked = predict_ranked(model, images, imgsz, eval_cfg)
     acc = accuracy_metrics(truth, ranked, len(names))
-    scenes = scene_test(model, images, imgsz, eval_cfg, find_box if model.task == "classify" else None)
+    shown: list[Shown] = []
+    scenes = scene_test(model, images, imgsz, eval_cfg, find_box if model.task == "classify" else None, shown)
     scene_acc = accuracy_metrics(truth, scenes["whole"], len(names))
     predicted = np.array([r[0] for r in ranked])
     metrics = {
@@ -190,7 +256,7 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
         "classes": len(names),
     }
     if enrolled is not None and model.task == "classify":
-        metrics.update(open_set(model, images, truth, imgsz, enrolled, eval_cfg))
+        metrics.update(open_set(model, images, truth, imgsz, enrolled, eval_cfg, find_box))
     if model.task == "detect":
         with tempfile.TemporaryDirectory() as tmp, ultralytics_data(dataset_dir, "detect") as data:
             val = model.val(data=str(data), split="test", imgsz=imgsz, batch=int(eval_cfg.batch), device=device,
@@ -212,5 +278,6 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
                for c, (a, b) in enumerate(zip(acc["per_class"], scene_acc["per_class"]))])
     plot_confusion(confusion_matrix(truth, predicted, len(names)), [labels[c] for c in range(len(names))],
                    out_dir / "confusion_matrix.png")
+    frames_sheet(shown, scenes.get("detected", scenes["whole"]), truth, labels, out_dir / "frames.png")
     log.info("evaluate: %s", metrics)
     return metrics

@@ -20,9 +20,9 @@ import numpy as np
 from PIL import Image
 
 from pokedex.accuracy import accuracy_metrics, ranked_by_score
+from pokedex.boxes import Box, crop_to_box
 from pokedex.data.classes import ALL_POKEMON, CLASS_DIR
 from pokedex.data.preprocess import MAX_PIXELS, decode
-from pokedex.boxes import Box, crop_to_box
 from pokedex.io import write_csv
 from pokedex.openset import Enrolled, logits_and_embedding
 

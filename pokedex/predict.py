@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pokedex.boxes import box_from_corners, crop_to_box
 from pokedex.data.classes import class_label, national_dex
 from pokedex.data.preprocess import MAX_PIXELS, decode
 from pokedex.detector import detect
 from pokedex.errors import PokedexError
 from pokedex.evaluate import NO_DETECTION, NO_DETECTION_LABEL
-from pokedex.boxes import box_from_corners, crop_to_box
 from pokedex.openset import NO_POKEMON, Enrolled, logits_and_embedding
 from pokedex.ultra import load_model, trained_size
 

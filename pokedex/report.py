@@ -3,7 +3,8 @@
 DVC's own `dvc plots` HTML loads its charting library from a CDN and is blank without network. This page
 takes the same data through DVC's API (`dvc.api.exp_show` for params and metrics, `dvc.api.read` for each
 experiment's `results.csv` and `predictions.csv`), draws the curves with matplotlib and inlines every image
-as base64: no script, no link, nothing to fetch. Instead of a confusion matrix (unreadable from 150 classes
+as base64: no script, no link, nothing to fetch. Evaluate's frames.png shows how each experiment's detector
+and classifier read a few camera frames. Instead of a confusion matrix (unreadable from 150 classes
 up) it shows each experiment's most-confused species pairs and worst classes, with a picture of each.
 """
 
@@ -53,6 +54,7 @@ class Experiment:
     predictions: list[tuple[str, str]] = field(default_factory=list)  # (actual, predicted) per test image
     examples: dict[str, str] = field(default_factory=dict)  # 'NNNN' -> the name of one of its test images
     clip_per_class: list[dict] = field(default_factory=list)  # rows of the clip stage's per_class.csv
+    frames: bytes | None = None  # evaluate's frames.png: scene test frames with their boxes and answers
 
 
 def _read(path: str, repo: str, rev: str | None, mode: str = "r"):
@@ -97,6 +99,7 @@ def load_experiments(repo: str = ".", names: list[str] | None = None) -> list[Ex
             exp.predictions = [(r["actual"], r["predicted"]) for r in rows]
             for r in rows:
                 exp.examples.setdefault(r["actual"][:4], r["image"])
+        exp.frames = _read(f"{paths['eval_reports']}/frames.png", repo, rev, mode="rb")
         if (clip := _read(f"{paths['clip_reports']}/per_class.csv", repo, rev)) is not None:
             exp.clip_per_class = list(csv.DictReader(io.StringIO(clip)))
         experiments.append(exp)
@@ -259,6 +262,9 @@ def render(experiments: list[Experiment], params: list[str], thumbs: dict[str, s
     clip = "".join(clip_section(e, thumbs or {}) for e in experiments) or (
         "<p>No experiment ran with a CLIP model (<code>dvc exp run -S clip=vit-b-32 -S clip.pretrained=&lt;file&gt;"
         "</code>).</p>")
+    frames = "".join(
+        f"<h3>{html.escape(e.name)}</h3><img alt='scene test frames' src='data:image/png;base64,"
+        f"{base64.b64encode(e.frames).decode()}'>" for e in experiments if e.frames) or "<p>No frames found.</p>"
     curves = (f"<img alt='training curves' src='data:image/png;base64,{curves_png(experiments)}'>"
               if any(e.curves for e in experiments) else "<p>No training curves found.</p>")
     return f"""<!doctype html>
@@ -280,6 +286,8 @@ img {{ max-width: 100%; }}
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <h2>Training curves</h2>
 {curves}
+<h2>Frames (scene test): true box white, detected box green, answer under it</h2>
+{frames}
 <h2>Confusions (test split)</h2>
 {confusions}
 <h2>CLIP per species</h2>

@@ -1,17 +1,21 @@
-"""Stage compile-kmodel: the ONNX model as a K210 kmodel (nncase 1.x), simulated, bundled for a Maix Bit."""
+"""Stage compile-kmodel: the ONNX classifier and the one-class detector as K210 kmodels (nncase 1.x), simulated,
+bundled for a Maix Bit."""
 
 from pathlib import Path
 
 from pokedex import tracking
-from pokedex.deploy.kmodel import compile_and_measure
+from pokedex.deploy.kmodel import Detector, compile_and_measure
 from pokedex.stage import stage
 
 
 @stage("k210_bundle", "kmodel_report", "kmodel_metrics")
 def main(cfg):
     p = cfg.paths
+    detector = Detector(Path(p.detector_weights), Path(p.detect_dataset), int(cfg.detector.data.image_size),
+                        float(cfg.detector.conf))
     report = compile_and_measure(Path(p.onnx), Path(p.yolo_dataset), cfg.data.image_size, cfg.model.task, cfg.kmodel,
-                                 Path(p.k210_bundle), Path(p.kmodel_report), Path(p.kmodel_metrics), Path(p.enrolled))
+                                 Path(p.k210_bundle), Path(p.kmodel_report), Path(p.kmodel_metrics), Path(p.enrolled),
+                                 detector)
     tracking.record("compile-kmodel", cfg, Path(p.weights), report, [Path(p.kmodel_report)])
 
 

@@ -22,8 +22,8 @@ def main(cfg):
     metrics = evaluate(Path(p.weights), Path(p.yolo_dataset), cfg.data.image_size, cfg.evaluate, reports, enrolled,
                        Path(p.field), find_box)
     tracking.record("evaluate", cfg, Path(p.weights), metrics,
-                    [reports / "metrics.json", reports / "confusion_matrix.png", reports / "per_class.csv",
-                     reports / "field_per_class.csv"])
+                    [reports / "metrics.json", reports / "confusion_matrix.png", reports / "frames.png",
+                     reports / "per_class.csv", reports / "field_per_class.csv"])
 
 
 if __name__ == "__main__":

@@ -12,11 +12,11 @@ import torch
 from omegaconf import OmegaConf, open_dict
 from PIL import Image, ImageDraw
 
-from pokedex.data.detection import iou, write_detection_dataset
+from pokedex.boxes import at_threshold, crop_to_box, iou, matched
+from pokedex.data.detection import write_detection_dataset
 from pokedex.data.scenes import compose, compose_with_box, foreground_mask
-from pokedex.detector import at_threshold, detect, detector_view, evaluate_detector, matched
+from pokedex.detector import detect, detector_view, evaluate_detector
 from pokedex.errors import PokedexError
-from pokedex.boxes import crop_to_box
 from pokedex.openset import NO_POKEMON
 from pokedex.predict import predict
 from pokedex.train import build_model, train
@@ -184,3 +184,28 @@ def test_predict_cuts_out_each_box_the_detector_finds_names_it_and_says_no_pokem
     assert list(predict([picture], classifier, None, detector=nowhere)) == [(str(picture), [(NO_POKEMON, 0.0)])]
     with pytest.raises(PokedexError, match="is not a detection model"):
         predict([picture], classifier, None, detector=classifier)
+
+
+def test_a_picture_without_a_pokemon_is_named_only_when_a_box_is_found_and_its_crop_passes_the_rule(tmp_path):
+    """evaluate's no_pokemon_named_detected: no box is no name; a box is a name only if the "no Pokémon" rule
+    accepts its crop (at threshold 0 it accepts every crop, above 1 none)."""
+    from pokedex.data.scenes import SCENE_TEST, no_pokemon
+    from pokedex.evaluate import named_after_detection
+    from pokedex.openset import CLASSIFIER_EMBEDDING, Calibration, Enrolled, logits_and_features
+
+    build_model(make_cfg("data=tiny").model).save(str(tmp_path / "cls.pt"))
+    model = load_model(tmp_path / "cls.pt")
+    frames = no_pokemon(SCENE_TEST, 0, 8, 64)
+    dim = logits_and_features(model, frames[:1])[1].shape[1]
+
+    def rule(threshold: float) -> Enrolled:
+        return Enrolled([], [], np.zeros((0, dim), np.float32), np.zeros(0, int), Calibration(1.0, 0.0, threshold, 0.1),
+                        np.zeros(dim, np.float32), dict(CLASSIFIER_EMBEDDING))
+
+    middle = lambda picture: (0.5, 0.5, 0.5, 0.5)  # noqa: E731 - a detector that always finds the centre
+    assert named_after_detection(model, frames, 32, rule(0.0), lambda picture: None) == {
+        "no_pokemon_boxed": 0.0, "no_pokemon_named_detected": 0.0}
+    assert named_after_detection(model, frames, 32, rule(0.0), middle) == {
+        "no_pokemon_boxed": 1.0, "no_pokemon_named_detected": 1.0}
+    assert named_after_detection(model, frames, 32, rule(1.01), middle) == {
+        "no_pokemon_boxed": 1.0, "no_pokemon_named_detected": 0.0}

@@ -170,3 +170,105 @@ def test_detector_compiles_and_reports_without_simulator_accuracy(tmp_path, tiny
                                  tmp_path / "k210", tmp_path / "kmodel.json", tmp_path / "kmodel_metrics.json", None)
     assert report["memory_bytes"]["total"] > report["kmodel_bytes"] > 0 and "kmodel_top1" not in report
     assert json.loads((tmp_path / "k210" / "manifest.json").read_text())["task"] == "detect"
+
+
+def _main_py_functions() -> dict:
+    """main.py's pure functions (decode, iou, square), run here as MicroPython would run them: main.py imports
+    MaixPy modules at its top, so only these definitions are taken from its source."""
+    import ast
+    import math
+
+    from pokedex.deploy.kmodel import MAIXPY_MAIN
+
+    tree = ast.parse(MAIXPY_MAIN.read_text(encoding="utf-8"))
+    wanted = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in {"decode", "iou", "square"}]
+    namespace = {"math": math}
+    exec(compile(ast.Module(body=wanted, type_ignores=[]), str(MAIXPY_MAIN), "exec"), namespace)
+    return namespace
+
+
+def test_the_detector_grid_decodes_to_ultralytics_boxes_in_the_pipeline_and_in_main_py(tmp_path):
+    """A k210n-det detector with random weights (score bias 0, scores spread): its raw grid exported
+    to ONNX and decoded by pokedex.deploy.grid gives exactly Ultralytics' boxes and scores; main.py's decode,
+    fed the flat list the KPU returns, gives the same boxes."""
+    import onnxruntime as ort
+    import torch
+    from omegaconf import OmegaConf
+
+    from pokedex.deploy.grid import decode, export_grid_onnx
+    from pokedex.train import build_model
+    from pokedex.ultra import load_model
+
+    torch.manual_seed(0)
+    model = build_model(OmegaConf.create({"task": "detect", "arch": "k210n-det.yaml", "weights": None}))
+    head = model.model.model[-1]
+    with torch.no_grad():  # signals that survive 17 random layers; scores spread over (0, 1), no two cells tie
+        for layer in model.model.modules():
+            if isinstance(layer, torch.nn.BatchNorm2d):
+                layer.weight.fill_(3.5)
+        head.cv3[0][-1].weight.mul_(0.02)
+        head.cv3[0][-1].bias.zero_()
+        head.cv2[0][-1].weight.mul_(0.03)
+    weights = tmp_path / "det.pt"
+    model.save(str(weights))
+    stride = export_grid_onnx(weights, 64, tmp_path / "grid.onnx")
+    assert stride == 16
+    session = ort.InferenceSession(str(tmp_path / "grid.onnx"), providers=["CPUExecutionProvider"])
+    yolo, on_k210 = load_model(weights), _main_py_functions()
+    rng = np.random.default_rng(0)
+    compared = 0
+    for _ in range(4):
+        picture = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        grid = session.run(None, {"images": picture.transpose(2, 0, 1)[None].astype(np.float32) / 255})[0][0]
+        assert grid.shape == (5, 4, 4)
+        ours = decode(grid, stride, 0.4, max_boxes=300)
+        result = yolo.predict(np.ascontiguousarray(picture[..., ::-1]), imgsz=64, conf=0.4, verbose=False)[0]
+        theirs = np.concatenate([result.boxes.xyxy.numpy(), result.boxes.conf.numpy()[:, None]], 1)
+        assert ours.shape == theirs.shape and np.allclose(ours, theirs, atol=1e-3), (ours, theirs)
+        board = np.array(on_k210["decode"](grid.reshape(-1).tolist(), 4, 4, stride, 0.4, 0.7, 300), np.float32)
+        assert np.allclose(board.reshape(-1, 5), ours, atol=1e-4)
+        compared += len(ours)
+    assert compared > 4  # boxes were compared, not only empty lists
+    x, y, s = on_k210["square"]((-10.0, 50.0, 30.0, 70.0), 64, 240, 0.08)  # a box leaving the frame's left side
+    assert x == 0 and 0 <= y <= 240 - s and s == int(40 * 240 / 64 * 1.16)
+
+
+@needs_nncase
+def test_the_k210_bundle_holds_both_kmodels_and_a_main_py_that_parses(tmp_path, tiny_dataset):
+    """compile-kmodel with the detector: detector.kmodel beside model.kmodel, the manifest says how to read its
+    grid, their memory counts together, the simulator's boxes are measured next to float's; main.py parses."""
+    import ast
+    import json
+
+    from omegaconf import OmegaConf
+
+    from pokedex.data.detection import write_detection_dataset
+    from pokedex.deploy.kmodel import Detector, compile_and_measure
+    from pokedex.export import export_onnx
+    from pokedex.train import build_model
+
+    from .conftest import make_cfg
+
+    cfg = make_cfg("data=tiny", "debug=quick", "kmodel.eval_images=4", "kmodel.calibration_images=4",
+                   "kmodel.detector_eval_images=6")
+    classifier, detector = tmp_path / "cls.pt", tmp_path / "det.pt"
+    build_model(cfg.model).save(str(classifier))
+    build_model(OmegaConf.create({"task": "detect", "arch": "k210n-det.yaml", "weights": None})).save(str(detector))
+    onnx_path = export_onnx(classifier, cfg.data.image_size, 12, True, tmp_path / "model.onnx")
+    scenes = tmp_path / "detect"
+    write_detection_dataset(tiny_dataset["yolo"], scenes, cfg.detector.data)
+    bundle = tmp_path / "k210"
+    report = compile_and_measure(onnx_path, tiny_dataset["yolo"], cfg.data.image_size, "classify", cfg.kmodel, bundle,
+                                 tmp_path / "kmodel.json", tmp_path / "metrics.json", None,
+                                 Detector(detector, scenes, 64, 0.25))
+    assert sorted(p.name for p in bundle.iterdir()) == ["classes.txt", "detector.kmodel", "main.py", "manifest.json",
+                                                        "model.kmodel"]
+    found = report["detector"]
+    assert found["kmodel_bytes"] == (bundle / "detector.kmodel").stat().st_size and found["stride"] == 16
+    assert report["memory_bytes_both"] == report["memory_bytes"]["total"] + found["memory_bytes"]["total"]
+    assert found["eval_images"] == 6 and {"float_recall", "kmodel_recall", "best_box_iou"} <= set(found)
+    manifest = json.loads((bundle / "manifest.json").read_text())["detector"]
+    assert manifest["model"] == "detector.kmodel" and manifest["input_size"] == [64, 64] and manifest["conf"] == 0.25
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["ram_bytes_both"] == report["memory_bytes_both"] and metrics["detector_kmodel_bytes"] > 0
+    ast.parse((bundle / "main.py").read_text(encoding="utf-8"))  # MicroPython's syntax is a subset of this one's

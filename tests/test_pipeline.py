@@ -67,7 +67,7 @@ def _mlflow_runs(repo: Path) -> dict:
             if r.data.tags.get("pokedex.stage") != "train-detector"}
 
 
-BUNDLE = ["classes.txt", "enrolled.json", "main.py", "manifest.json", "model.kmodel", "prototypes.bin"]
+BUNDLE = ["classes.txt", "detector.kmodel", "enrolled.json", "main.py", "manifest.json", "model.kmodel", "prototypes.bin"]
 
 
 def _ran(output: str) -> list[str]:
@@ -97,11 +97,13 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     assert (repo / "models" / "model.onnx").is_file()
     metrics = json.loads((repo / "reports" / "eval" / "metrics.json").read_text())
     assert set(metrics) >= {"top1", "top5", "latency_ms", "per_class_top1_min", "scene_top1", "scene_top1_box",
-                            "scene_top1_detected", "scene_found"}
+                            "scene_top1_detected", "scene_found", "no_pokemon_boxed", "no_pokemon_named_detected"}
+    assert (repo / "reports" / "eval" / "frames.png").is_file()
     parity = json.loads((repo / "reports" / "onnx_parity.json").read_text())
     assert parity["top1_agreement"] == 1.0
     kmodel = json.loads((repo / "reports" / "kmodel.json").read_text())
     assert kmodel["fits_k210"] and kmodel["memory_bytes"]["total"] > 0 and kmodel["eval_images"] == 4
+    assert kmodel["memory_bytes_both"] > kmodel["memory_bytes"]["total"] and kmodel["detector"]["stride"] == 16
     clip = json.loads((repo / "reports" / "clip" / "metrics.json").read_text())  # no CLIP model: says so, no number
     assert list(clip) == ["clip"] and clip["clip"].startswith("not configured")
     bundle = repo / "deploy" / "k210"
@@ -137,10 +139,11 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _ran(_run(["dvc", "repro"], repo)) == ["evaluate"]
 
-    # the detector's params rerun the detector's stages and evaluate (which reads its crops), not the classifier
+    # the detector's params rerun the detector's stages, evaluate (which reads its crops) and compile-kmodel (its
+    # kmodel), not the classifier
     params["detector"]["data"]["seed"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert _ran(_run(["dvc", "repro"], repo)) == ["detect-format", "train-detector", "evaluate"]
+    assert _ran(_run(["dvc", "repro"], repo)) == ["detect-format", "train-detector", "evaluate", "compile-kmodel"]
 
     # a user's field photos: only evaluate reruns, and scores them (with the no-Pokémon rule)
     assert metrics["field"].startswith("not measured")
@@ -239,7 +242,8 @@ def test_queued_grid_sweep_runs_and_is_compared_in_exp_show_mlflow_and_the_repor
     page = repo / "reports" / "experiments.html"
     _run(["pokedex", "report", "-o", str(page), *swept], repo)
     text = page.read_text()
-    assert all(name in text for name in swept) and "train.lr0" in text and text.count("data:image/png;base64,") == 1
+    assert all(name in text for name in swept) and "train.lr0" in text and text.count("data:image/png;base64,") == 3
+    assert text.count("alt='scene test frames'") == 2  # each experiment's frames.png: boxes and answers
     assert text.count("Most confused") == 2 and "<img class='thumb' alt='' src='data:image/jpeg;base64," in text
     assert "<script" not in text and "http" not in text
     bad = subprocess.run(["pokedex", "report", "no-such-exp"], cwd=repo, env=_env(repo.parent / "home"),

@@ -62,3 +62,11 @@ def test_clip_section_lists_the_species_the_hybrid_changes_most_or_says_none_ran
     assert "<th>hybrid top-1</th>" in page and "<td>0.625</td>" in page
     assert "Ivysaur" in page and "Bulbasaur" in page and "Venusaur" not in page and "Charmander" not in page
     assert "No experiment ran with a CLIP model" in render([Experiment("plain", None, {"top1": 0.5})], [])
+
+
+def test_each_experiments_frames_are_shown_inline():
+    picture = b"\x89PNG\r\n\x1a\n frames"
+    page = render([Experiment("boxes", "abc1234", {"top1": 0.5}, frames=picture), Experiment("none", None, {"top1": 0.4})], [])
+    assert page.count("alt='scene test frames'") == 1 and base64.b64encode(picture).decode() in page
+    assert "No frames found" not in page
+    assert "No frames found" in render([Experiment("none", None, {"top1": 0.4})], [])

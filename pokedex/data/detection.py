@@ -23,6 +23,7 @@ import yaml
 from omegaconf import DictConfig
 from PIL import Image
 
+from pokedex.boxes import iou
 from pokedex.data.scenes import NO_POKEMON_VAL, SCENE_TEST, TRAIN, background, camera, compose_with_box, foreground_mask
 from pokedex.data.styles import restyle
 from pokedex.errors import PokedexError
@@ -34,12 +35,6 @@ SPLITS = {"train": TRAIN, "validation": NO_POKEMON_VAL, "test": SCENE_TEST}  # s
 NAMES = {0: "pokemon"}
 MAX_OVERLAP = 0.2  # a second or third Pokémon is placed so that its box overlaps another by at most this IoU
 TRIES = 10          # placements tried for it before the scene keeps fewer Pokémon
-
-
-def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    w, h = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0) * max(h, 0)
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def how_many(rng: np.random.Generator, empty: float, several: float) -> int:

@@ -6,6 +6,11 @@ trained classes' logits followed by the pooled features the enrolled species are
 normalises them and applies the softmax on the K210's CPU; pokedex/openset.py). The report always gets written (sizes, nncase's memory summary,
 whether it fits, simulator top-1 next to float ONNX top-1 on the same test images); with
 `kmodel.strict=true` a model over budget then fails the stage.
+
+With the one-class detector (train-detector), its raw grid (pokedex/deploy/grid.py) is compiled too, calibrated
+on the detection scenes' train split and simulated on their test split: recall and precision at `detector.conf`
+from the simulator's boxes next to float ONNX's, and how well their best boxes overlap. Both kmodels go into
+the bundle; main.py keeps both loaded, so their memory counts together against `kmodel.ram_limit_mb`.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
+from pokedex.boxes import BOX_MARGIN, at_threshold, iou, true_boxes
 from pokedex.data.dataset import class_names, load_uint8, test_images
+from pokedex.deploy import grid
 from pokedex.deploy.k210 import compile_kmodel, simulate
 from pokedex.errors import PokedexError
 
@@ -92,13 +100,60 @@ def simulator_accuracy(onnx: Path, kmodel: Path, dataset_dir: Path, n_images: in
             "agreement": round(float((k_top1 == f_top1).mean()), 4), "sim_ms_per_image": round(sim_ms, 1)}
 
 
+@dataclass
+class Detector:
+    """What compile-kmodel needs of the detector: its weights, its scenes (images/ and labels/ per split), input
+    size and score threshold."""
+    weights: Path
+    dataset: Path
+    size: int
+    conf: float
+
+
+def detector_simulation(onnx: Path, kmodel: Path, det: Detector, stride: int, n_images: int) -> dict:
+    """The detector kmodel in the simulator next to float ONNX on the same test scenes: recall and precision
+    at det.conf (IoU 0.5), and the overlap of their best boxes where both find one."""
+    scenes = spread(sorted((det.dataset / "images" / "test").glob("*.jpg")), n_images)
+    images = load_uint8(scenes, det.size)
+    truths = [true_boxes(det.dataset / "labels" / "test" / f"{p.stem}.txt", det.size, det.size) for p in scenes]
+    grid_shape = (5, det.size // stride, det.size // stride)
+    found = {}
+    for name, rows in (("float", onnx_outputs(onnx, images)), ("kmodel", simulate(kmodel, images))):
+        found[name] = [grid.decode(row.reshape(grid_shape), stride, det.conf) for row in rows]
+    both = [(f[0], k[0]) for f, k in zip(found["float"], found["kmodel"]) if len(f) and len(k)]
+    figures = {"eval_images": len(scenes)}
+    for name, boxes in found.items():
+        at_conf = at_threshold(boxes, truths)
+        figures |= {f"{name}_recall": at_conf["recall_at_conf"], f"{name}_precision": at_conf["precision_at_conf"]}
+    figures["best_box_iou"] = round(float(np.mean([iou(f, k) for f, k in both])), 4) if both else None
+    return figures
+
+
+def compile_detector(det: Detector, cfg: DictConfig, bundle: Path) -> dict:
+    """bundle/detector.kmodel from the detector's raw grid; its sizes, memory and simulator figures."""
+    if not det.weights.is_file():
+        raise PokedexError(f"{det.weights} is missing; run the train-detector stage first (dvc repro train-detector).")
+    onnx = Path(tempfile.mkdtemp()) / "detector_grid.onnx"  # in the stage's scratch folder
+    stride = grid.export_grid_onnx(det.weights, det.size, onnx)
+    scenes = sorted((det.dataset / "images" / "train").glob("*.jpg"))
+    if not scenes:
+        raise PokedexError(f"{det.dataset / 'images' / 'train'} has no scenes; run the detect-format stage first.")
+    kmodel = bundle / "detector.kmodel"
+    memory = compile_kmodel(onnx, load_uint8(spread(scenes, int(cfg.calibration_images)), det.size), kmodel,
+                            method=str(cfg.calibration_method))
+    return {"kmodel_bytes": kmodel.stat().st_size, "memory_bytes": memory, "input_size": det.size, "stride": stride,
+            "conf": det.conf, **detector_simulation(onnx, kmodel, det, stride, int(cfg.detector_eval_images))}
+
+
 def source_commit() -> str | None:
     done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def write_bundle(bundle: Path, classes: list[str], size: int, task: str, embedding: int, enrolled: Path | None) -> None:
-    """Everything a Maix Bit needs next to model.kmodel: with a classifier, the enrolled species too."""
+def write_bundle(bundle: Path, classes: list[str], size: int, task: str, embedding: int, enrolled: Path | None,
+                 detector: dict | None = None) -> None:
+    """Everything a Maix Bit needs next to model.kmodel: with a classifier, the enrolled species too; with a
+    detector (compile_detector's report), how main.py reads its grid."""
     (bundle / "classes.txt").write_text("".join(f"{name}\n" for name in classes), encoding="utf-8")
     shutil.copyfile(MAIXPY_MAIN, bundle / "main.py")
     if enrolled is not None:
@@ -108,6 +163,12 @@ def write_bundle(bundle: Path, classes: list[str], size: int, task: str, embeddi
                 "std": [1.0, 1.0, 1.0], "input_range": [0, 1], "classes": len(classes), "task": task,
                 "output": "logits of the classes, then the embedding" if embedding else "class scores",
                 "embedding_size": embedding, "source_commit": source_commit()}
+    if detector is not None:
+        side = detector["input_size"]
+        manifest["detector"] = {"model": "detector.kmodel", "input_size": [side, side], "stride": detector["stride"],
+                                "output": "grid (5, H/stride, W/stride): 4 distances to the box's sides in strides, "
+                                          "then the score logit", "conf": detector["conf"], "iou_nms": grid.IOU_NMS,
+                                "max_boxes": grid.MAX_BOXES, "box_margin": BOX_MARGIN}
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
@@ -129,14 +190,18 @@ def key_metrics(report: dict) -> dict:
     """The few numbers experiments are compared on (DVC metrics); the full report stays beside them."""
     return {"kmodel_bytes": report.get("kmodel_bytes"), "ram_bytes": report.get("memory_bytes", {}).get("total"),
             "fits_k210": report["fits_k210"], "kmodel_top1": report.get("kmodel_top1"),
-            "agreement": report.get("agreement")}
+            "agreement": report.get("agreement"), **({
+                "detector_kmodel_bytes": report["detector"].get("kmodel_bytes"),
+                "detector_recall": report["detector"].get("kmodel_recall"),
+                "ram_bytes_both": report.get("memory_bytes_both")} if "detector" in report else {})}
 
 
 def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg: DictConfig, bundle: Path,
-                        report_path: Path, metrics_path: Path, enrolled: Path | None) -> dict:
-    """Compile into bundle/model.kmodel, write the rest of the bundle (with the enrolled species of `enrolled`,
-    the enroll stage's output, for a classifier), the full report and its key metrics (`metrics_path`);
-    returns the report."""
+                        report_path: Path, metrics_path: Path, enrolled: Path | None,
+                        detector: Detector | None = None) -> dict:
+    """Compile into bundle/model.kmodel (and the detector, if given, into bundle/detector.kmodel), write the
+    rest of the bundle (with the enrolled species of `enrolled`, the enroll stage's output, for a classifier),
+    the full report and its key metrics (`metrics_path`); returns the report."""
     if not onnx.is_file():
         raise PokedexError(f"{onnx} is missing; run the export-onnx stage first (dvc repro export-onnx).")
     classes, embedding = len(class_names(dataset_dir)), 0
@@ -168,17 +233,24 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
         "fits_k210": memory["total"] <= ram and kmodel.stat().st_size <= flash,
         "compile_s": round(compile_s, 2),
     }
+    if detector is not None:  # both loaded at once by main.py: their memory and flash add up
+        report["detector"] = compile_detector(detector, cfg, bundle)
+        report["memory_bytes_both"] = memory["total"] + report["detector"]["memory_bytes"]["total"]
+        flash_both = report["kmodel_bytes"] + report["detector"]["kmodel_bytes"]
+        report["fits_k210"] = report["memory_bytes_both"] <= ram and flash_both <= flash
     if task == "classify":
         report.update(simulator_accuracy(onnx, kmodel, dataset_dir, int(cfg.eval_images), size, classes))
     on_chip = enrolled if task == "classify" and enrolled_on_the_k210(enrolled) else None
     if task == "classify" and on_chip is None:  # enrolled with CLIP embeddings: the K210 cannot compute them
         report["enrolled_species"] = "not in the bundle: enrolled with enroll.embedding=clip, which the K210 cannot run"
-    write_bundle(bundle, class_names(dataset_dir), size, task, embedding, on_chip)
+    write_bundle(bundle, class_names(dataset_dir), size, task, embedding, on_chip, report.get("detector"))
     write_report(report_path, report)
     write_report(metrics_path, key_metrics(report))
     if cfg.strict and not report["fits_k210"]:
+        ram_used = report.get("memory_bytes_both", memory["total"])
+        flash_used = report["kmodel_bytes"] + report.get("detector", {}).get("kmodel_bytes", 0)
         raise PokedexError(
-            f"The kmodel needs {memory['total'] / MB:.2f} MB of RAM and {report['kmodel_bytes'] / MB:.2f} MB of flash, "
+            f"The K210 bundle needs {ram_used / MB:.2f} MB of RAM and {flash_used / MB:.2f} MB of flash, "
             f"over the K210 limits kmodel.ram_limit_mb={cfg.ram_limit_mb} / kmodel.flash_limit_mb={cfg.flash_limit_mb}; "
             "pick a smaller model (e.g. model=k210n-cls) or set kmodel.strict=false to only report it."
         )

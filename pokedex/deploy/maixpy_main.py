@@ -1,12 +1,16 @@
 # MaixPy (>= v0.6.2, which runs nncase 1.x "v5" kmodels) program for the Sipeed Maix Bit:
-# copy this folder (main.py, model.kmodel, classes.txt, manifest.json, and for a classifier enrolled.json and
-# prototypes.bin) to the root of the SD card. It shows the camera image with the best Pokémon and its score, or
-# "no Pokemon" when nothing is close to a known species. Hold the camera so that the Pokémon fills most of the
-# square in the middle of the screen (a card at about 15 cm). Not run by the test suite: no board here.
+# copy this folder (main.py, model.kmodel, detector.kmodel, classes.txt, manifest.json, and for a classifier
+# enrolled.json and prototypes.bin) to the root of the SD card. With a detector, each frame is searched for
+# Pokémon first: every box found gets a frame drawn around it and its name (or "no Pokemon" when nothing is
+# close to a known species); a frame without a box says "no Pokemon". Without detector.kmodel the whole square is
+# classified, as before: hold the Pokémon so that it fills most of it. Not run by the test suite (no board here):
+# its decoding of the detector's grid is (tests/test_kmodel.py runs `decode` against Ultralytics').
 #
 # A classifier's kmodel gives one row: the trained classes' logits, then the embedding. Enrolled species (added
 # from a few pictures by the enroll stage, pokedex/openset.py) score a * cos(embedding, prototype) + b on the
 # same scale, one softmax ranks them all, and a best score under the threshold means "no Pokémon".
+# The detector's kmodel gives its raw grid (pokedex/deploy/grid.py): 5 planes of H/stride x W/stride cells, four
+# distances from each cell's centre to the box's sides (in strides), then the score logit.
 import gc
 import json
 import math
@@ -39,6 +43,7 @@ if enrolled:
             prototypes.append(array("f", struct.unpack("<%df" % dim, f.read(4 * dim))))
     del enrolled
     gc.collect()
+detector = manifest.get("detector")  # None: an older bundle, the whole square is classified
 
 
 def ranked_scores(row):
@@ -61,24 +66,92 @@ def ranked_scores(row):
     return best, 1.0 / total  # exp(top - top) / total
 
 
+def iou(a, b):
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+def decode(grid, gw, gh, stride, conf, iou_nms, max_boxes):
+    """The detector's flat grid -> up to max_boxes (x0, y0, x1, y1, score) in its input's pixels, best first:
+    sigmoid of each cell's logit, box = cell centre -/+ distances x stride, greedy non-maximum suppression."""
+    plane = gw * gh
+    cells = []
+    for i in range(plane):
+        score = 1.0 / (1.0 + math.exp(-grid[4 * plane + i]))
+        if score >= conf:
+            cells.append((score, i))
+    cells.sort(key=lambda c: -c[0])  # stable: equal scores keep the grid's order
+    kept = []
+    for score, i in cells:
+        y, x = divmod(i, gw)
+        cx, cy = (x + 0.5) * stride, (y + 0.5) * stride
+        box = (cx - grid[i] * stride, cy - grid[plane + i] * stride, cx + grid[2 * plane + i] * stride,
+               cy + grid[3 * plane + i] * stride, score)
+        if all(iou(box, k) <= iou_nms for k in kept):
+            kept.append(box)
+            if len(kept) == max_boxes:
+                break
+    w, h = gw * stride, gh * stride  # inside the picture, as Ultralytics clips them
+    return [(min(max(b[0], 0), w), min(max(b[1], 0), h), min(max(b[2], 0), w), min(max(b[3], 0), h), b[4]) for b in kept]
+
+
+def square(box, side, frame, margin):
+    """A box (detector pixels) as the classifier's crop in the frame: square with a margin, kept inside."""
+    f = frame / side
+    cx, cy = (box[0] + box[2]) / 2 * f, (box[1] + box[3]) / 2 * f
+    s = min(frame, max(8, int(max(box[2] - box[0], box[3] - box[1]) * f * (1 + 2 * margin))))
+    x = min(max(int(cx - s / 2), 0), frame - s)
+    y = min(max(int(cy - s / 2), 0), frame - s)
+    return x, y, s
+
+
+def name_of(picture):
+    """The classifier's answer for a picture already at its input size: (label, score)."""
+    picture.pix_to_ai()  # RGB888 planes for the KPU; the kmodel does its own normalisation
+    best, score = ranked_scores(kpu.run_with_output(picture, getlist=True))
+    return (names[best] if score >= threshold else "no Pokemon"), score
+
+
+FRAME = 240
 lcd.init()
 sensor.reset()
 sensor.set_pixformat(sensor.RGB565)
 sensor.set_framesize(sensor.QVGA)
-sensor.set_windowing((240, 240))  # the central square of the 320x240 frame: what the model was trained on
+sensor.set_windowing((FRAME, FRAME))  # the central square of the 320x240 frame
 sensor.skip_frames(time=1000)
 
 kpu = KPU()
 kpu.load_kmodel("/sd/model.kmodel")
+if detector:  # both stay loaded: their memory together is what compile-kmodel checks against the budget
+    finder = KPU()
+    finder.load_kmodel("/sd/" + detector["model"])
+    side = detector["input_size"][0]
+    stride = detector["stride"]
 while True:
     img = sensor.snapshot()
-    small = img.resize(width, height)  # the whole square at the model's input size, not a cut-out of it
-    small.pix_to_ai()  # RGB888 planes for the KPU; the kmodel does its own normalisation
-    row = kpu.run_with_output(small, getlist=True)
-    del small
-    best, score = ranked_scores(row)
-    label = names[best] if score >= threshold else "no Pokemon"
-    img.draw_string(2, 2, label, scale=2, color=(255, 0, 0))
-    img.draw_string(2, 22, "%.2f" % score, scale=2, color=(255, 0, 0))
+    if not detector:
+        small = img.resize(width, height)  # the whole square at the model's input size
+        label, score = name_of(small)
+        del small
+        img.draw_string(2, 2, label, scale=2, color=(255, 0, 0))
+        img.draw_string(2, 22, "%.2f" % score, scale=2, color=(255, 0, 0))
+    else:
+        small = img.resize(side, side)
+        small.pix_to_ai()
+        grid = finder.run_with_output(small, getlist=True)
+        del small
+        boxes = decode(grid, side // stride, side // stride, stride, detector["conf"], detector["iou_nms"],
+                       detector["max_boxes"])
+        if not boxes:
+            img.draw_string(2, 2, "no Pokemon", scale=2, color=(255, 0, 0))
+        for box in boxes:
+            x, y, s = square(box, side, FRAME, detector["box_margin"])
+            crop = img.cut(x, y, s, s).resize(width, height)
+            label, score = name_of(crop)
+            del crop
+            img.draw_rectangle(x, y, s, s, color=(0, 255, 0))
+            img.draw_string(x + 2, y + 2, "%s %.2f" % (label, score), scale=1, color=(255, 0, 0))
     lcd.display(img)
     gc.collect()
