@@ -6,7 +6,10 @@
 Prints one row per set: pictures, boxes, mAP50, precision and recall at IoU 0.5 (Ultralytics' validator, at its
 best-F1 score), and at `--conf` the share of Pokémon found, the share of boxes that are one, and the share of
 pictures without a Pokémon given a box; then, on the test scenes, the share of Pokémon found at `--conf` by how many
-share their scene and by the side of their box (where the misses are). A field folder is `NNNN/*` photos with `NNNN/<stem>.txt` boxes beside
+share their scene and by the side of their box (where the misses are); and on the validation scenes with one
+Pokémon, how the best box errs (its centre off by a share of the true box's side, the log of its width and
+height over the true ones, IoU): what `augment.crop_jitter` imitates when the classifier trains on crops. A field
+folder is `NNNN/*` photos with `NNNN/<stem>.txt` boxes beside
 them (YOLO format); photos without one are left out. Same measures as the train-detector stage
 (pokedex.detector).
 """
@@ -42,6 +45,22 @@ def misses(model, dataset: Path, imgsz: int, conf: float) -> dict[str, str]:
     return {name: f"{table[m, 2].mean():.3f} of {int(m.sum())}" for name, m in groups.items() if m.any()}
 
 
+def box_errors(model, dataset: Path, imgsz: int, conf: float, split: str = "validation") -> dict[str, str]:
+    """How the best box errs on the split's scenes that hold one Pokémon and where the detector finds one."""
+    errors = []  # dx, dy (shares of the true side), log w, log h (over the truth), IoU
+    images = sorted((dataset / "images" / split).glob("*.jpg"))
+    for path, found in zip(images, detect(model, [Image.open(p).convert("RGB") for p in images], imgsz, conf)):
+        truth = true_boxes(dataset / "labels" / split / f"{path.stem}.txt", imgsz, imgsz)
+        if len(truth) != 1 or not len(found):
+            continue
+        (t, b), w, h = (truth[0], found[0]), truth[0][2] - truth[0][0], truth[0][3] - truth[0][1]
+        errors.append(((b[0] + b[2] - t[0] - t[2]) / 2 / w, (b[1] + b[3] - t[1] - t[3]) / 2 / h,
+                       np.log((b[2] - b[0]) / w), np.log((b[3] - b[1]) / h), iou(t, b)))
+    table = np.array(errors, np.float64).reshape(-1, 5)
+    return {name: f"sd {col.std():.3f}, median {np.median(col):.3f}, mean {col.mean():.3f} ({len(col)} scenes)"
+            for name, col in zip(("centre x", "centre y", "log width", "log height", "IoU"), table.T)}
+
+
 COLUMNS = ("images", "boxes", "map50", "precision", "recall", "recall_at_conf", "precision_at_conf", "empty_with_box")
 
 
@@ -69,6 +88,10 @@ def main() -> None:
     print("\nPokémon of the test scenes found at IoU 0.5:\n\n| Pokémon | found |\n|---|---|")
     print("\n".join(f"| {name} | {share} |" for name, share in found.items()))
     report["test scenes found by"] = found
+    errors = box_errors(load_model(args.model), args.dataset, imgsz, args.conf)
+    print("\nThe best box on validation scenes with one Pokémon:\n\n| error | spread |\n|---|---|")
+    print("\n".join(f"| {name} | {spread} |" for name, spread in errors.items()))
+    report["validation best-box errors"] = errors
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
