@@ -11,7 +11,7 @@ Pokémon, how the best box errs (its centre off by a share of the true box's sid
 height over the true ones, IoU): what `augment.crop_jitter` imitates when the classifier trains on crops. A field
 folder is `NNNN/*` photos with `NNNN/<stem>.txt` boxes beside
 them (YOLO format); photos without one are left out. Same measures as the train-detector stage
-(pokedex.detector).
+(pokedex.train.detector).
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ import numpy as np
 from omegaconf import OmegaConf
 from PIL import Image
 
-from pokedex.boxes import MATCH_IOU, iou, true_boxes
-from pokedex.detector import detect, evaluate_detector
-from pokedex.ultra import load_model, trained_size
+from pokedex.data.boxes import MATCH_IOU, iou, true_boxes
+from pokedex.train.detector import detect, evaluate_detector
+from pokedex.train.load import load_model
+from pokedex.train.ultra import trained_size
 
 SIDES = (0, 40, 64, 96, 10_000)  # box side bins, pixels of the detector's input
 

@@ -1,9 +1,13 @@
-"""No-op `dvc repro` time, and which stages an evaluate-only change would rerun.
+"""No-op `dvc repro` time, and which stages an evaluate-only change would rerun; and how DVC's no-op time grows
+with the number of files a stage writes.
 
-    python benchmarks/dvc_timings.py [--repeat 5]
+    python benchmarks/dvc_timings.py [--repeat 5]                    # this project, after `make run`
+    python benchmarks/dvc_timings.py --growth 10000 50000 100000     # synthetic: one stage writing N files
 
-Run after `make run` in the repository root (the pipeline must be up to date). The param change is
-made on a copy of params.yaml and undone at the end; `dvc repro --dry` only lists what would run.
+Run the first in the repository root (the pipeline must be up to date). The param change is made on a copy
+of params.yaml and undone at the end; `dvc repro --dry` only lists what would run. The second builds a
+throwaway git + DVC repository per N whose one stage writes N small images into NNNN/ folders (as ingest
+does), runs it once, then times the no-op `dvc repro`: DVC checks every file of a folder it tracks.
 """
 
 from __future__ import annotations
@@ -13,29 +17,66 @@ import re
 import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
+# the synthetic stage: N files of ~1 KB (unique bytes each, so DVC stores N objects) in 1000-file folders
+WRITE_FILES = """
+import sys
+from pathlib import Path
+n = int(sys.argv[1])
+for i in range(n):
+    path = Path("data/images") / f"{i // 1000 + 1:04d}" / f"{i:06d}.jpg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(i.to_bytes(4, "little") * 256)
+"""
 
-def dvc(*args: str) -> str:
-    done = subprocess.run(["dvc", *args], capture_output=True, text=True, check=True)
+
+def dvc(*args: str, cwd: Path | None = None) -> str:
+    done = subprocess.run(["dvc", *args], capture_output=True, text=True, check=True, cwd=cwd)
     return done.stdout + done.stderr
+
+
+def no_op_seconds(repeat: int, cwd: Path | None = None) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = dvc("repro", cwd=cwd)
+        times.append(time.perf_counter() - start)
+        if "Running stage" in out:
+            raise SystemExit(f"the pipeline in {cwd or Path.cwd()} is not up to date; run `dvc repro` first")
+    return times
+
+
+def growth(counts: list[int], repeat: int) -> None:
+    print("| files a stage writes | no-op `dvc repro` (median s) | min | max |\n|---:|---:|---:|---:|")
+    for n in counts:
+        with tempfile.TemporaryDirectory(prefix="dvc-growth-") as tmp:
+            repo = Path(tmp)
+            subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+            dvc("init", "-q", cwd=repo)
+            dvc("config", "core.analytics", "false", cwd=repo)
+            (repo / "write_files.py").write_text(WRITE_FILES)
+            (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"write": {
+                "cmd": f"python write_files.py {n}", "deps": ["write_files.py"], "outs": ["data/images"]}}}))
+            dvc("repro", cwd=repo)
+            times = no_op_seconds(repeat, repo)
+        print(f"| {n:,} | {statistics.median(times):.2f} | {min(times):.2f} | {max(times):.2f} |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--growth", type=int, nargs="+", metavar="N", help="synthetic stages writing N files each")
     args = parser.parse_args()
+    if args.growth:
+        growth(args.growth, args.repeat)
+        return
 
-    times = []
-    for _ in range(args.repeat):
-        start = time.perf_counter()
-        out = dvc("repro")
-        times.append(time.perf_counter() - start)
-        if "Running stage" in out:
-            raise SystemExit("the pipeline is not up to date; run `make run` first")
+    times = no_op_seconds(args.repeat)
     print(f"no-op dvc repro: median {statistics.median(times):.2f} s over {args.repeat} runs "
           f"(min {min(times):.2f}, max {max(times):.2f})")
 

@@ -31,10 +31,11 @@ from pokedex import CHECKOUT as ROOT
 from pokedex.data.dataset import load_uint8, split_images
 from pokedex.data.scenes import SCENE_TEST, no_pokemon
 from pokedex.data.sources import cache_dir
-from pokedex.enroll import enroll
-from pokedex.clip import clip_features, enrolment_embedding
-from pokedex.openset import Enrolled, auroc, logits_and_embedding, logits_and_features
-from pokedex.ultra import load_model
+from pokedex.evaluate.clip import clip_features, enrolment_embedding
+from pokedex.evaluate.enroll import enroll
+from pokedex.evaluate.features import logits_and_features
+from pokedex.evaluate.openset import Enrolled, auroc, logits_and_embedding
+from pokedex.train.load import load_model
 
 
 def subset_dataset(dataset: Path, classes: int, out: Path) -> Path:
@@ -56,7 +57,7 @@ def subset_dataset(dataset: Path, classes: int, out: Path) -> Path:
 
 
 def trained_subset_model(cfg, dataset: Path, subset: Path, classes: int, work: Path, retrain: bool) -> Path:
-    from pokedex.train import train
+    from pokedex.train.train import train
 
     key = json.dumps({"classes": classes, "train": OmegaConf.to_container(cfg.train), "model": OmegaConf.to_container(cfg.model),
                       "imgsz": int(cfg.data.image_size), "splits": (dataset / "splits.csv").stat().st_size}, sort_keys=True)
@@ -141,8 +142,10 @@ def enrol_pictures(folder: Path, species: list[int], k: int, train_paths: list[P
 def run_enroll(k: int, cfg, overrides: dict, weights: Path, dataset: Path, pictures: Path, out: Path) -> dict:
     enroll_cfg = OmegaConf.merge(cfg.enroll, {"shots": k, **overrides})
     with tempfile.TemporaryDirectory() as tmp:
-        return enroll(weights, dataset, pictures, int(cfg.data.image_size), int(cfg.data.min_image_size),
-                      int(cfg.data.max_pixels), enroll_cfg, out, Path(tmp) / "report.json")
+        start = time.perf_counter()
+        report = enroll(weights, dataset, pictures, int(cfg.data.image_size), int(cfg.data.min_image_size),
+                        int(cfg.data.max_pixels), enroll_cfg, out, Path(tmp) / "report.json")
+        return {**report, "seconds": round(time.perf_counter() - start, 2)}
 
 
 def run_shots(k, args, cfg, overrides, weights, subset, work, train_paths, train_truth, logits, features, truth,
@@ -164,9 +167,9 @@ def run_shots(k, args, cfg, overrides, weights, subset, work, train_paths, train
 
 def kmodel_check(cfg, weights: Path, enrolled_dir: Path, images: np.ndarray, truth: np.ndarray, n: int, size: int) -> dict:
     """Enrolled top-1 of the compiled kmodel (nncase's simulator) next to the float model, same test images."""
+    from pokedex.deploy.export import export_onnx
     from pokedex.deploy.k210 import compile_kmodel, simulate
     from pokedex.deploy.kmodel import spread, with_embedding_output
-    from pokedex.export import export_onnx
 
     enrolled = Enrolled.load(enrolled_dir)
     classes = len(load_model(weights).names)

@@ -23,9 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pokedex.config import compose_params  # noqa: E402
+from pokedex.core.config import compose_params  # noqa: E402
 from pokedex.deploy.k210 import nncase_python  # noqa: E402
 from tests.project_copy import commit, copy_project  # noqa: E402 - the scratch repository the tests use too
+
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

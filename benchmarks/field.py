@@ -24,10 +24,11 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from pokedex.data.classes import class_label, national_dex
-from pokedex.detector import box_finder
-from pokedex.field import score_folder
-from pokedex.openset import Enrolled
-from pokedex.ultra import load_model, trained_size
+from pokedex.evaluate.field import score_folder
+from pokedex.evaluate.openset import Enrolled
+from pokedex.train.detector import box_finder
+from pokedex.train.load import load_model
+from pokedex.train.ultra import trained_size
 
 THUMB = 96
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from pokedex import CHECKOUT as ROOT
+from pokedex.core.parallel import worker_count
 from pokedex.data.sources import cache_dir, pokeapi
-from pokedex.parallel import worker_count
 
 
 def main() -> None:

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from hydra import compose, initialize_config_dir
 
+from pokedex.core.errors import PokedexError
+from pokedex.deploy.export import export_onnx
 from pokedex.deploy.k210 import compile_kmodel, simulate
-from pokedex.errors import PokedexError
-from pokedex.export import export_onnx
-from pokedex.train import build_model
+from pokedex.train.train import build_model
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 MB = 1024 * 1024

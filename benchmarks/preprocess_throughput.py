@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pokedex.core.parallel import worker_count
 from pokedex.data.preprocess import MAX_PIXELS, preprocess
 from pokedex.data.synthetic import make_species, render
-from pokedex.parallel import worker_count
 
 
 def make_files(root: Path, n_files: int, classes: int = 20) -> None:

@@ -25,15 +25,15 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from pokedex import CHECKOUT
+from pokedex.core.process import scratch_dir
 from pokedex.data.ingest import ingest
 from pokedex.data.preprocess import preprocess
 from pokedex.data.sources import cache_dir
 from pokedex.data.yolo_format import write_yolo_dataset
-from pokedex.evaluate import evaluate
-from pokedex.field import score_folder
-from pokedex.process import scratch_dir
-from pokedex.train import train
-from pokedex.ultra import load_model
+from pokedex.evaluate.evaluate import evaluate
+from pokedex.evaluate.field import score_folder
+from pokedex.train.load import load_model
+from pokedex.train.train import train
 
 
 def compose_cfg(overrides: list[str]):

@@ -7,12 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from pokedex.errors import PokedexError
+from pokedex.core.errors import PokedexError
 
 
 def _project_paths() -> dict[str, Path]:
     """paths: of params.yaml in the project the user stands in (the defaults of every command)."""
-    from pokedex.config import project_paths, project_root
+    from pokedex.core.config import project_paths, project_root
 
     root = project_root()
     return project_paths(root)
@@ -32,7 +32,7 @@ def _predict(args: argparse.Namespace) -> None:
     classes = args.classes or (paths["yolo_dataset"] / "classes.txt" if paths else None)
     enrolled = None
     if not args.no_enrolled:
-        from pokedex.openset import Enrolled
+        from pokedex.evaluate.openset import Enrolled
 
         folder = args.enrolled or (paths.get("enrolled") if args.model is None else None)
         enrolled = Enrolled.load(folder) if folder is not None and (args.enrolled or folder.is_dir()) else None
@@ -57,9 +57,9 @@ def _predict(args: argparse.Namespace) -> None:
 def _enroll(args: argparse.Namespace) -> None:
     import subprocess
 
-    from pokedex.config import project_paths, project_root
+    from pokedex.core.config import project_paths, project_root
     from pokedex.data.preprocess import MAX_PIXELS
-    from pokedex.enroll import add_pictures
+    from pokedex.evaluate.enroll import add_pictures
 
     root = project_root()
     added = add_pictures(args.images, args.id, project_paths(root)["enroll_pictures"], MAX_PIXELS)
@@ -79,7 +79,7 @@ def positive_int(text: str) -> int:
 
 
 def _params(args: argparse.Namespace) -> None:
-    from pokedex.config import compose_params, project_root
+    from pokedex.core.config import compose_params, project_root
 
     root = project_root()  # the checkout the user stands in, not the one the package was installed from
     compose_params(args.output or root / "params.yaml", args.overrides, root=root)
@@ -92,9 +92,8 @@ def _exps(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
+    from pokedex.core.config import project_paths, project_root
     from pokedex.report import write_report
-
-    from pokedex.config import project_paths, project_root
 
     root = project_root()
     output = args.output or project_paths(root)["experiments_report"]

@@ -1,9 +1,9 @@
 """Top-k classes of images with a trained model (PyTorch .pt or exported .onnx), through Ultralytics.
 
 With the enroll stage's output (models/enrolled/) and a .pt classifier, enrolled species are ranked with the
-trained classes and an image far from every known species is answered "(no Pokémon)" (pokedex/openset.py).
+trained classes and an image far from every known species is answered "(no Pokémon)" (pokedex/evaluate/openset.py).
 
-With the one-class detector (models/detector/, pokedex/detector.py), each box it finds is cut out (made square
+With the one-class detector (models/detector/, pokedex/train/detector.py), each box it finds is cut out (made square
 with a margin) and classified: one answer per Pokémon in the picture, and "(no Pokémon)" when it finds none.
 """
 
@@ -16,14 +16,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pokedex.boxes import box_from_corners, crop_to_box
+from pokedex.core.errors import PokedexError
+from pokedex.data.boxes import box_from_corners, crop_to_box
 from pokedex.data.classes import class_label, national_dex
 from pokedex.data.preprocess import MAX_PIXELS, decode
-from pokedex.detector import detect
-from pokedex.errors import PokedexError
-from pokedex.evaluate import NO_DETECTION, NO_DETECTION_LABEL
-from pokedex.openset import NO_POKEMON, Enrolled, logits_and_embedding
-from pokedex.ultra import load_model, trained_size
+from pokedex.evaluate.evaluate import NO_DETECTION, NO_DETECTION_LABEL
+from pokedex.evaluate.openset import NO_POKEMON, Enrolled, logits_and_embedding
+from pokedex.train.detector import detect
+from pokedex.train.load import load_model
+from pokedex.train.ultra import trained_size
 
 
 def class_labels(classes_file: Path | None, model_names: dict[int, str]) -> dict[int, str]:

@@ -19,8 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pokedex.config import project_paths
-from pokedex.errors import PokedexError
+from pokedex.core.config import project_paths
+from pokedex.core.errors import PokedexError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ KEY_METRICS = [
     ("top1", "test top-1", 1), ("top5", "test top-5", 1), ("scene_top1", "scene top-1", 1),
     ("scene_top1_detected", "scene top-1, detected crop", 1), ("field_top1", "field top-1", 1),
     ("field_top1_detected", "field top-1, detected crop", 1), ("field_accepted", "field accepted", 1),
-    ("open_set_auroc", "no-Pokémon AUROC", 1), ("latency_ms", "CPU ms/image", 1),
+    ("open_set_auroc", "no-Pokémon AUROC", 1),
     ("kmodel_bytes", "kmodel MB", 1e-6), ("ram_bytes", "K210 RAM MB", 1e-6), ("fits_k210", "fits K210", 1),
     ("kmodel_top1", "kmodel top-1", 1), ("clip_zero_shot_top1", "CLIP zero-shot top-1", 1),
     ("clip_probe_top1", "CLIP probe top-1", 1), ("hybrid_top1", "hybrid top-1", 1),
@@ -207,7 +207,7 @@ def changed_params(experiments: list[Experiment], repo: str = ".") -> list[str]:
     except where the stages write (paths.*), which is no experiment's choice."""
     import dvc.api
 
-    from pokedex.tracking import flatten
+    from pokedex.core.tracking import flatten
 
     names = flatten(dvc.api.params_show(repo=repo))
     return [k for k in names if not k.startswith("paths.") and len({str(e.row.get(k)) for e in experiments}) > 1]

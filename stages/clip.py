@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-from pokedex import cache_dir, tracking
-from pokedex.clip import measure
-from pokedex.stage import stage
+from pokedex import cache_dir
+from pokedex.core import tracking
+from pokedex.core.stage import stage
+from pokedex.evaluate.clip import measure
 
 
 @stage("clip_reports")

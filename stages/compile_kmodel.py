@@ -3,9 +3,10 @@ bundled for a Maix Bit."""
 
 from pathlib import Path
 
-from pokedex import tracking
+from pokedex.core import tracking
+from pokedex.core.stage import stage
+from pokedex.core.timings import Timings
 from pokedex.deploy.kmodel import Detector, compile_and_measure
-from pokedex.stage import stage
 
 
 @stage("k210_bundle", "kmodel_report", "kmodel_metrics")
@@ -13,10 +14,12 @@ def main(cfg):
     p = cfg.paths
     detector = Detector(Path(p.detector_weights), Path(p.detect_dataset), int(cfg.detector.data.image_size),
                         float(cfg.detector.conf))
+    timings = Timings()
     report = compile_and_measure(Path(p.onnx), Path(p.yolo_dataset), cfg.data.image_size, cfg.model.task, cfg.kmodel,
                                  Path(p.k210_bundle), Path(p.kmodel_report), Path(p.kmodel_metrics), Path(p.enrolled),
-                                 detector)
-    tracking.record("compile-kmodel", cfg, Path(p.weights), report, [Path(p.kmodel_report)])
+                                 detector, timings)
+    timings.write(Path(p.timings), "compile-kmodel")
+    tracking.record("compile-kmodel", cfg, Path(p.weights), {**report, **timings}, [Path(p.kmodel_report)])
 
 
 if __name__ == "__main__":

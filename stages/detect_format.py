@@ -3,8 +3,8 @@ classifier's splits (pokedex.data.detection)."""
 
 from pathlib import Path
 
+from pokedex.core.stage import stage
 from pokedex.data.detection import write_detection_dataset
-from pokedex.stage import stage
 
 
 @stage("detect_dataset")

@@ -3,17 +3,22 @@ threshold, both calibrated on the validation split (models/enrolled/, reports/en
 
 from pathlib import Path
 
-from pokedex import tracking
-from pokedex.enroll import enroll
-from pokedex.stage import stage
+from pokedex.core import tracking
+from pokedex.core.stage import stage
+from pokedex.core.timings import Timings
+from pokedex.evaluate.enroll import enroll
 
 
 @stage("enrolled", "enroll_report")
 def main(cfg):
     p, data = cfg.paths, cfg.data
-    report = enroll(Path(p.weights), Path(p.yolo_dataset), Path(p.enroll_pictures), int(data.image_size),
-                    int(data.min_image_size), int(data.max_pixels), cfg.enroll, Path(p.enrolled), Path(p.enroll_report))
-    tracking.record("enroll", cfg, Path(p.weights), report, [Path(p.enroll_report), Path(p.enrolled) / "rejects.csv"])
+    timings = Timings()
+    with timings.timer("enroll_s"):
+        report = enroll(Path(p.weights), Path(p.yolo_dataset), Path(p.enroll_pictures), int(data.image_size),
+                        int(data.min_image_size), int(data.max_pixels), cfg.enroll, Path(p.enrolled),
+                        Path(p.enroll_report))
+    timings.write(Path(p.timings), "enroll")
+    tracking.record("enroll", cfg, Path(p.weights), {**report, **timings}, [Path(p.enroll_report), Path(p.enrolled) / "rejects.csv"])
 
 
 if __name__ == "__main__":

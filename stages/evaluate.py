@@ -4,12 +4,13 @@ cut to the box the one-class detector finds."""
 
 from pathlib import Path
 
-from pokedex import tracking
-from pokedex.detector import box_finder
-from pokedex.evaluate import evaluate
-from pokedex.openset import Enrolled
-from pokedex.stage import stage
-from pokedex.ultra import load_model
+from pokedex.core import tracking
+from pokedex.core.stage import stage
+from pokedex.core.timings import Timings
+from pokedex.evaluate.evaluate import evaluate
+from pokedex.evaluate.openset import Enrolled
+from pokedex.train.detector import box_finder
+from pokedex.train.load import load_model
 
 
 @stage("eval_reports")
@@ -19,9 +20,11 @@ def main(cfg):
     enrolled = Enrolled.load(Path(p.enrolled)) if cfg.model.task == "classify" else None  # a detector: no embedding
     detector = load_model(Path(p.detector_weights))
     find_box = box_finder(detector, cfg.detector.data.image_size, cfg.detector.conf)
+    timings = Timings()
     metrics = evaluate(Path(p.weights), Path(p.yolo_dataset), cfg.data.image_size, cfg.evaluate, reports, enrolled,
-                       Path(p.field), find_box)
-    tracking.record("evaluate", cfg, Path(p.weights), metrics,
+                       Path(p.field), find_box, timings)
+    timings.write(Path(p.timings), "evaluate")
+    tracking.record("evaluate", cfg, Path(p.weights), {**metrics, **timings},
                     [reports / "metrics.json", reports / "confusion_matrix.png", reports / "frames.png",
                      reports / "per_class.csv", reports / "field_per_class.csv"])
 

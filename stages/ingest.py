@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from pokedex.core.stage import stage
 from pokedex.data.ingest import ingest
-from pokedex.stage import stage
 
 
 @stage("raw", "classes", "ingest_rejects", "raw_index")

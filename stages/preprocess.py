@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from pokedex.core.stage import stage
 from pokedex.data.preprocess import preprocess
-from pokedex.stage import stage
 
 
 @stage("processed", "manifest", "rejects")

@@ -2,17 +2,21 @@
 
 from pathlib import Path
 
-from pokedex import tracking
-from pokedex.stage import stage
-from pokedex.train import train
+from pokedex.core import tracking
+from pokedex.core.stage import stage
+from pokedex.core.timings import Timings
+from pokedex.train.train import train
 
 
 @stage("train_run")
 def main(cfg):
     run_dir = Path(cfg.paths.train_run)
+    timings = Timings()
     with tracking.training_run(cfg) as run:  # open before training: every epoch is logged
-        best = train(cfg, Path(cfg.paths.yolo_dataset), run_dir, run)
+        best = train(cfg, Path(cfg.paths.yolo_dataset), run_dir, run, timings)
+        run.log_metrics(timings)
         tracking.record_training(run, best, [best, run_dir / "results.csv"])
+    timings.write(Path(cfg.paths.timings), "train")
 
 
 if __name__ == "__main__":

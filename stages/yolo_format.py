@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from pokedex.core.stage import stage
 from pokedex.data.yolo_format import write_yolo_dataset
-from pokedex.stage import stage
 
 
 @stage("yolo_dataset")

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from pokedex.core.errors import PokedexError
 from pokedex.data.ingest import ingest
 from pokedex.data.preprocess import preprocess
 from pokedex.data.yolo_format import write_yolo_dataset
 from pokedex.deploy.k210 import nncase_python
-from pokedex.errors import PokedexError
+
+from .project_copy import BUILT_FAILED, BUILT_OK, build_tiny_project
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# xdist runs a test per core, and each trains with torch's OpenMP threads on every core (as the stages do, so
+# the numbers are the ones a plain run gets): waiting threads sleep instead of spinning on a busy core, which
+# made tiny trainings five times slower. Set before torch loads; the stages the tests start inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _nncase_missing() -> str:
@@ -73,3 +85,57 @@ def tiny_cfg() -> DictConfig:
 @pytest.fixture(scope="session")
 def tiny_dataset(tiny_cfg, tmp_path_factory) -> dict[str, Path]:
     return build_dataset(tiny_cfg, tmp_path_factory.mktemp("tiny"))
+
+
+# The tiny pipeline, built once per session for the pipeline tests (tests/project_copy.py), in the session's
+# temporary folder. Its build starts in the background as the session starts, so the xdist workers run other
+# tests meanwhile instead of waiting for it.
+BUILT = "built"
+BUILD_TIMEOUT_S = 1200
+
+
+def _runs_pipeline_tests(config) -> bool:
+    if "not slow" in (config.getoption("markexpr") or "") or config.getoption("keyword"):
+        return False
+    return any(arg.split("::")[0].rstrip("/").endswith(("tests", "test_pipeline.py")) for arg in config.args)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    config = session.config
+    if hasattr(config, "workerinput") or not _runs_pipeline_tests(config) or _nncase_missing():
+        return  # an xdist worker, a selection without the pipeline tests, or no K210 compiler to build with
+    base = config._tmp_path_factory.getbasetemp() / BUILT
+    base.mkdir()
+    with open(base / "build.log", "w") as log:
+        config.stash[BUILD_PROCESS] = subprocess.Popen([sys.executable, "-m", "tests.project_copy", str(base)],
+                                                       cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def pytest_sessionfinish(session):
+    build = session.config.stash.get(BUILD_PROCESS, None)
+    if build is not None and build.poll() is None:  # the session ended before it needed the build
+        build.terminate()
+        build.wait()
+
+
+BUILD_PROCESS = pytest.StashKey[subprocess.Popen]()
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, worker_id) -> Path:
+    """The folder holding the tiny project after its first `dvc repro` (tests/project_copy.py): BASE/repo,
+    BASE/first.txt (DVC's output), BASE/imports.jsonl (what each stage loaded)."""
+    session_temp = tmp_path_factory.getbasetemp()
+    base = (session_temp if worker_id == "master" else session_temp.parent) / BUILT
+    with FileLock(f"{base}.lock"):
+        if not base.exists():  # not started at the session's start (e.g. `pytest -k`): build it here
+            base.mkdir()
+            build_tiny_project(base)
+    deadline = time.monotonic() + BUILD_TIMEOUT_S
+    while not (base / BUILT_OK).exists():
+        if (base / BUILT_FAILED).exists():
+            pytest.fail(f"the tiny pipeline did not build: {(base / BUILT_FAILED).read_text()[-3000:]}")
+        assert time.monotonic() < deadline, f"the tiny pipeline was not built after {BUILD_TIMEOUT_S} s"
+        time.sleep(0.5)
+    return base

@@ -1,4 +1,4 @@
-"""CLIP beside the classifier (pokedex/clip.py) on a tiny open_clip model (tests/tiny_clip.py): random weights saved
+"""CLIP beside the classifier (pokedex/evaluate/clip.py) on a tiny open_clip model (tests/tiny_clip.py): random weights saved
 as a checkpoint file, so every path runs offline as a user's real checkpoint would."""
 
 from __future__ import annotations
@@ -9,9 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pokedex.clip import (NOT_CONFIGURED, choose_fusion_weight, class_text_embeddings, fuse, load_clip, measure,
-                          train_probe)
-from pokedex.errors import PokedexError
+from pokedex.core.errors import PokedexError
+from pokedex.evaluate.clip import (
+    NOT_CONFIGURED,
+    choose_fusion_weight,
+    class_text_embeddings,
+    fuse,
+    load_clip,
+    measure,
+    train_probe,
+)
 
 from .conftest import make_cfg
 from .tiny_clip import make_tiny_clip
@@ -120,7 +127,7 @@ def test_without_a_clip_model_the_stage_says_so_and_measures_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_zero_shot_probe_and_hybrid_run_on_a_trained_classifier(tiny_clip, tiny_cfg, tiny_dataset, tmp_path):
-    from pokedex.train import train
+    from pokedex.train.train import train
 
     config, checkpoint = tiny_clip
     weights = train(make_cfg("data=tiny", "train.epochs=1", "train.plots=false"), tiny_dataset["yolo"], tmp_path / "train")

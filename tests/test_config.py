@@ -8,8 +8,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from pokedex.config import compose_params
-from pokedex.stage import hydra_argv
+from pokedex.core.config import compose_params
+from pokedex.core.stage import hydra_argv
 
 from .conftest import ROOT, make_cfg
 

@@ -12,11 +12,11 @@ import pytest
 import yaml
 from PIL import Image
 
+from pokedex.core.errors import PokedexError
 from pokedex.data.classes import read_class_table
 from pokedex.data.ingest import ingest
 from pokedex.data.preprocess import MAX_PIXELS, preprocess
 from pokedex.data.yolo_format import SPLITS, split_counts, write_yolo_dataset
-from pokedex.errors import PokedexError
 
 from .conftest import build_dataset, make_cfg
 
@@ -163,7 +163,7 @@ def test_bad_split_fractions_name_the_key(tmp_path, tiny_dataset):
 
 
 def test_ultralytics_views_link_into_the_dataset_and_vanish(tiny_cfg, tiny_dataset):
-    from pokedex.ultra import ultralytics_data
+    from pokedex.train.ultra import ultralytics_data
 
     yolo = tiny_dataset["yolo"]
     n_classes = tiny_cfg.data.synthetic.num_classes

@@ -12,15 +12,15 @@ import torch
 from omegaconf import OmegaConf, open_dict
 from PIL import Image, ImageDraw
 
-from pokedex.boxes import at_threshold, crop_to_box, iou, matched
+from pokedex.core.errors import PokedexError
+from pokedex.data.boxes import at_threshold, crop_to_box, iou, matched
 from pokedex.data.detection import write_detection_dataset
 from pokedex.data.scenes import compose, compose_with_box, foreground_mask
-from pokedex.detector import detect, detector_view, evaluate_detector
-from pokedex.errors import PokedexError
-from pokedex.openset import NO_POKEMON
+from pokedex.evaluate.openset import NO_POKEMON
 from pokedex.predict import predict
-from pokedex.train import build_model, train
-from pokedex.ultra import load_model
+from pokedex.train.detector import detect, detector_view, evaluate_detector
+from pokedex.train.load import load_model
+from pokedex.train.train import build_model, train
 
 from .conftest import make_cfg
 
@@ -190,8 +190,9 @@ def test_a_picture_without_a_pokemon_is_named_only_when_a_box_is_found_and_its_c
     """evaluate's no_pokemon_named_detected: no box is no name; a box is a name only if the "no Pokémon" rule
     accepts its crop (at threshold 0 it accepts every crop, above 1 none)."""
     from pokedex.data.scenes import SCENE_TEST, no_pokemon
-    from pokedex.evaluate import named_after_detection
-    from pokedex.openset import CLASSIFIER_EMBEDDING, Calibration, Enrolled, logits_and_features
+    from pokedex.evaluate.evaluate import named_after_detection
+    from pokedex.evaluate.features import logits_and_features
+    from pokedex.evaluate.openset import CLASSIFIER_EMBEDDING, Calibration, Enrolled
 
     build_model(make_cfg("data=tiny").model).save(str(tmp_path / "cls.pt"))
     model = load_model(tmp_path / "cls.pt")

@@ -1,4 +1,4 @@
-"""Field evaluation (pokedex/field.py): which files count as pictures, boxes and crops, the figures' arithmetic,
+"""Field evaluation (pokedex/evaluate/field.py): which files count as pictures, boxes and crops, the figures' arithmetic,
 and "not measured" for an empty folder. A trained model is scored in tests/test_model_stages.py."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import json
 import numpy as np
 from PIL import Image
 
-from pokedex.boxes import crop_to_box
-from pokedex.field import field_evaluation, field_set, load_pictures, score
-from pokedex.openset import Calibration, Enrolled
+from pokedex.data.boxes import crop_to_box
+from pokedex.data.fieldset import field_set
+from pokedex.evaluate.field import field_evaluation, load_pictures, score
+from pokedex.evaluate.openset import Calibration, Enrolled
 
 
 def fixture_folder(root):
@@ -76,7 +77,7 @@ def test_a_detectors_box_replaces_the_photos_own_and_no_box_is_no_pokemon(tmp_pa
     found = field_set(fixture_folder(tmp_path / "field"))
     seen = []
 
-    def find_box(picture):  # stands for pokedex.detector.box_finder: the left half of 0001/desk.jpg, nothing in 0002
+    def find_box(picture):  # stands for pokedex.train.detector.box_finder: the left half of 0001/desk.jpg, nothing in 0002
         seen.append(picture.size)
         return (0.25, 0.5, 0.5, 1.0) if picture.size == (80, 40) else None
 

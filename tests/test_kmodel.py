@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pokedex.core.errors import PokedexError
 from pokedex.deploy.k210 import compile_kmodel, nncase_python, parse_memory_summary, simulate
-from pokedex.errors import PokedexError
 
 from .conftest import needs_nncase
 
@@ -93,8 +93,8 @@ def test_constructed_classifier_agrees_between_onnxruntime_and_the_k210_simulato
 @needs_nncase
 def test_k210_architecture_with_1025_classes_fits_the_chip(tmp_path):
     """model=k210n-cls at 1025 classes and 224 px: kmodel <= 3 MB and nncase's total memory <= 6 MB."""
-    from pokedex.export import export_onnx
-    from pokedex.train import build_model
+    from pokedex.deploy.export import export_onnx
+    from pokedex.train.train import build_model
 
     from .conftest import make_cfg
 
@@ -117,9 +117,9 @@ def test_compile_kmodel_stage_bundle_report_and_budget_gate(tmp_path, tiny_datas
     """The stage's function on a tiny trained k210n-cls: bundle files, report, and the strict budget gate."""
     import json
 
+    from pokedex.deploy.export import export_onnx
     from pokedex.deploy.kmodel import compile_and_measure
-    from pokedex.export import export_onnx
-    from pokedex.train import train
+    from pokedex.train.train import train
 
     from .conftest import make_cfg
 
@@ -156,9 +156,9 @@ def test_detector_compiles_and_reports_without_simulator_accuracy(tmp_path, tiny
     """task=detect: the kmodel and its memory are reported (fits or not); top-1 is a classifier's measure."""
     import json
 
+    from pokedex.deploy.export import export_onnx
     from pokedex.deploy.kmodel import compile_and_measure
-    from pokedex.export import export_onnx
-    from pokedex.train import build_model
+    from pokedex.train.train import build_model
 
     from .conftest import make_cfg
 
@@ -196,8 +196,8 @@ def test_the_detector_grid_decodes_to_ultralytics_boxes_in_the_pipeline_and_in_m
     from omegaconf import OmegaConf
 
     from pokedex.deploy.grid import decode, export_grid_onnx
-    from pokedex.train import build_model
-    from pokedex.ultra import load_model
+    from pokedex.train.load import load_model
+    from pokedex.train.train import build_model
 
     torch.manual_seed(0)
     model = build_model(OmegaConf.create({"task": "detect", "arch": "k210n-det.yaml", "weights": None}))
@@ -243,9 +243,9 @@ def test_the_k210_bundle_holds_both_kmodels_and_a_main_py_that_parses(tmp_path, 
     from omegaconf import OmegaConf
 
     from pokedex.data.detection import write_detection_dataset
+    from pokedex.deploy.export import export_onnx
     from pokedex.deploy.kmodel import Detector, compile_and_measure
-    from pokedex.export import export_onnx
-    from pokedex.train import build_model
+    from pokedex.train.train import build_model
 
     from .conftest import make_cfg
 

@@ -16,18 +16,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pokedex.core.errors import PokedexError
 from pokedex.data.classes import read_class_table
 from pokedex.data.ingest import ingest
-from pokedex.data.sources.pokeapi import fetch_package, file_integrity
-from pokedex.data.sources import cache_dir
 from pokedex.data.preprocess import MAX_PIXELS, Processed, preprocess
 from pokedex.data.scenes import SCENE_TEST, TRAIN, background, foreground_mask, scene_image
+from pokedex.data.sources import cache_dir
+from pokedex.data.sources.pokeapi import fetch_package, file_integrity
 from pokedex.data.yolo_format import assign_splits, group_of, write_yolo_dataset
 from pokedex.data.yolo_format import test_split_summary as summarize_test_split  # not a test for pytest
-from pokedex.errors import PokedexError
 
 from .conftest import make_cfg
 from .sprites import ARTWORK, GEN5, VIEWS, npm_pack, sprite_frame, sprite_tree
+
 
 def read_rows(path: Path) -> list[dict]:
     with path.open(newline="", encoding="utf-8") as f:
@@ -218,7 +219,7 @@ def test_scenes_are_deterministic_and_test_backgrounds_are_not_training_ones():
 def test_scene_augmentation_puts_training_images_off_white_and_refuses_bad_settings(tmp_path):
     from ultralytics.cfg import get_cfg
 
-    from pokedex.augment import scene_probability, scene_trainer
+    from pokedex.train.augment import scene_probability, scene_trainer
 
     for dex in (1, 2):
         (tmp_path / "train" / f"{dex:04d}").mkdir(parents=True)

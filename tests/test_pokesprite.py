@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from pokedex.core.errors import PokedexError
 from pokedex.data.ingest import ingest
 from pokedex.data.yolo_format import group_of
-from pokedex.errors import PokedexError
 
 from .conftest import build_dataset, make_cfg
 from .sprites import GEN5, VIEWS, npm_pack, sprite_frame, sprite_tree
@@ -133,7 +133,7 @@ def test_two_sources_combine_without_clashes_and_keep_their_groups_apart(tmp_pat
     names = [p.relative_to(raw).as_posix() for p in raw.rglob("*.png")]
     by_source = {s: [n for n in names if n.split("/")[1].startswith(f"{s}.")] for s in ("pokeapi", "pokesprite")}
     assert len(by_source["pokeapi"]) + len(by_source["pokesprite"]) == len(names) and all(by_source.values())
-    assert f"0001/pokesprite.regular.bulbasaur~pokemon-gen7x.png" in names
+    assert "0001/pokesprite.regular.bulbasaur~pokemon-gen7x.png" in names
     assert f"0001/pokeapi.{GEN5.replace('/', '-')}.1~000.png" in names
     reasons = {r["source"]: r["reason"] for r in read_rows(tmp_path / "data" / "raw" / "ingest_rejects.csv")}
     assert {s.removeprefix("pokesprite:") for s in reasons if s.startswith("pokesprite:")} == set(expected)

@@ -10,11 +10,11 @@ import sys
 import psutil
 import pytest
 
-from pokedex import mlflow_store, tracking
-from pokedex.checks import changed_params, check_params, stage_params
+from pokedex.core import mlflow_store, tracking
+from pokedex.core.checks import changed_params, check_params, stage_params
+from pokedex.core.errors import PokedexError
+from pokedex.core.process import output_locks, process_dir
 from pokedex.deploy import k210
-from pokedex.errors import PokedexError
-from pokedex.process import output_locks, process_dir
 
 from .conftest import ROOT, make_cfg
 
@@ -79,7 +79,7 @@ def test_a_second_writer_of_an_output_stops_with_one_sentence_and_a_killed_one_l
         with output_locks("evaluate", [tmp_path / "reports"], locks):  # other outputs: no conflict
             pass
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from pokedex.process import output_locks\n"
+                               "from pokedex.core.process import output_locks\n"
                                f"with output_locks('train', [Path({str(out)!r})], Path({str(locks)!r})):\n"
                                "    print('locked', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
@@ -107,7 +107,7 @@ def test_folders_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
 def test_a_stage_started_through_sh_ends_when_its_killed_dvc_is_not_yet_reaped(tmp_path):
     """CI's $SHELL is unset: DVC runs `sh -c cmd` and dash stays between DVC and the stage. A SIGKILLed DVC is a
     zombie until its parent reaps it; the stage must not take that for a live DVC."""
-    stage = (f"import time, sys; sys.path.insert(0, {str(ROOT)!r}); from pokedex.process import stop_with_dvc; "
+    stage = (f"import time, sys; sys.path.insert(0, {str(ROOT)!r}); from pokedex.core.process import stop_with_dvc; "
              f"stop_with_dvc(poll_s=0.1); open({str(tmp_path / 'started')!r}, 'w').close(); time.sleep(60)")
     dvc = ("import subprocess, sys; subprocess.run(['sh', '-c', sys.argv[1] + '; true'])")  # `; true`: sh stays
     fake_dvc = subprocess.Popen([sys.executable, "-c", dvc, f"{sys.executable} -c \"{stage}\""],
@@ -129,7 +129,7 @@ def test_a_worker_pool_shuts_down_without_tracebacks_in_a_stage_that_stops_on_si
     """The pool's SIGTERM to its idle workers at the end of parallel_map used to raise the stage's Stopped in each
     (a 'Process ForkPoolWorker' traceback in preprocess's log of the default pipeline)."""
     code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
-            "from pokedex.process import stop_on_signals\nfrom pokedex.parallel import parallel_map\n"
+            "from pokedex.core.process import stop_on_signals\nfrom pokedex.core.parallel import parallel_map\n"
             "def work(i):\n    time.sleep(0.001 * (i % 7))\n    return i\n"
             "stop_on_signals()\n"
             "for _ in range(5):\n    assert sorted(parallel_map(work, range(200), 200, 2, 'x')) == list(range(200))\n")
@@ -171,9 +171,9 @@ def test_a_signal_during_a_checkpoint_write_waits_for_the_write_and_then_stops_t
     """Ultralytics truncates last.pt before writing it: Ctrl-C in between left a checkpoint no resume could read."""
     import signal
 
-    from pokedex import process
-    from pokedex.process import Stopped, stop_on_signals
-    from pokedex.train import signals_held
+    from pokedex.core import process
+    from pokedex.core.process import Stopped, stop_on_signals
+    from pokedex.train.train import signals_held
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     stop_on_signals()

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from pokedex.core.errors import PokedexError
 from pokedex.data.classes import ALL_POKEMON, national_dex, read_class_table
 from pokedex.data.ingest import ingest
 from pokedex.data.preprocess import MAX_PIXELS, preprocess
 from pokedex.data.yolo_format import write_yolo_dataset
-from pokedex.errors import PokedexError
 
 from .conftest import make_cfg
 
@@ -324,7 +324,7 @@ def test_a_non_image_is_named_so_even_after_ultralytics_patched_pillow(tmp_path)
     """Importing Ultralytics replaces PIL.Image.open with a version that retries unknown files with the
     (absent) pi-heif plugin and raises ImportError; preprocess must still say 'not an image'."""
     from pokedex.data.preprocess import decode
-    from pokedex.ultra import ultralytics_offline
+    from pokedex.train.ultra import ultralytics_offline
 
     ultralytics_offline()
     import ultralytics.utils.patches  # noqa: F401 - the patch itself

@@ -1,4 +1,4 @@
-"""Style randomisation and light jitter (pokedex/data/styles.py, pokedex/augment.py): each deterministic from its
+"""Style randomisation and light jitter (pokedex/data/styles.py, pokedex/train/augment.py): each deterministic from its
 seed, each changing the Pokémon and only the Pokémon, settings checked."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from pokedex.augment import augment_image, scene_trainer
+from pokedex.core.errors import PokedexError
 from pokedex.data.scenes import foreground_mask
 from pokedex.data.styles import STYLES, light, restyle
-from pokedex.errors import PokedexError
+from pokedex.train.augment import augment_image, scene_trainer
 
 from .conftest import make_cfg
 from .sprites import sprite_frame
@@ -71,8 +71,8 @@ def test_a_hand_held_viewpoint_is_deterministic_from_its_seed():
 def test_a_detector_crop_is_the_pokemons_box_made_square_and_its_jitter_is_checked():
     """With no jitter and no camera, the crop is the box with BOX_MARGIN around it: the Pokémon centred, filling
     1 / (1 + 2 margin) of the side; jitter moves it; crop=0 draws nothing (pictures stay as they were)."""
-    from pokedex.augment import detector_crop
-    from pokedex.boxes import BOX_MARGIN
+    from pokedex.data.boxes import BOX_MARGIN
+    from pokedex.train.augment import detector_crop
 
     size = 96
     img = Image.new("RGB", (size, size), "white")

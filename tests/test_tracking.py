@@ -7,9 +7,9 @@ import logging
 import pytest
 from mlflow import MlflowClient
 
-from pokedex import mlflow_store, tracking
-from pokedex.evaluate import evaluate
-from pokedex.train import train
+from pokedex.core import mlflow_store, tracking
+from pokedex.evaluate.evaluate import evaluate
+from pokedex.train.train import train
 
 from .conftest import make_cfg
 
@@ -102,7 +102,7 @@ def test_a_copied_checkouts_store_uploads_into_the_copy_not_the_original(tmp_pat
     original, copy = tmp_path / "original", tmp_path / "copy"
     original.mkdir()
     (original / "weights.pt").write_bytes(b"w")
-    made = subprocess.run([sys.executable, "-c", "from pokedex import mlflow_store\n"  # the original checkout's stage
+    made = subprocess.run([sys.executable, "-c", "from pokedex.core import mlflow_store\n"  # the original checkout's stage
                            "client, experiment = mlflow_store.client()\n"
                            "run_id = client.create_run(experiment).info.run_id\n"
                            "client.log_artifact(run_id, 'weights.pt', 'train')\n"

@@ -7,8 +7,8 @@ import csv
 import re
 from pathlib import Path
 
-from pokedex.errors import PokedexError
-from pokedex.io import write_csv
+from pokedex.core.errors import PokedexError
+from pokedex.core.io import write_csv
 
 NATIONAL_DEX = Path(__file__).with_name("pokemon_names.csv")
 ALL_POKEMON = 1025

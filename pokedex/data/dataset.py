@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pokedex.errors import PokedexError
+from pokedex.core.errors import PokedexError
 
 
 def class_names(dataset_dir: Path) -> list[str]:

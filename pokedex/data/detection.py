@@ -23,11 +23,11 @@ import yaml
 from omegaconf import DictConfig
 from PIL import Image
 
-from pokedex.boxes import iou
+from pokedex.core.errors import PokedexError
+from pokedex.core.io import file_digest, write_csv
+from pokedex.data.boxes import iou
 from pokedex.data.scenes import NO_POKEMON_VAL, SCENE_TEST, TRAIN, background, camera, compose_with_box, foreground_mask
 from pokedex.data.styles import restyle
-from pokedex.errors import PokedexError
-from pokedex.io import file_digest, write_csv
 
 log = logging.getLogger(__name__)
 

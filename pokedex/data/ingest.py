@@ -18,11 +18,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
 
+from pokedex.core.errors import PokedexError
+from pokedex.core.io import write_csv
+from pokedex.core.process import process_dir
 from pokedex.data.classes import national_dex, write_class_table
 from pokedex.data.sources import SOURCES, IngestResult
-from pokedex.errors import PokedexError
-from pokedex.io import write_csv
-from pokedex.process import process_dir
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pokedex.core.errors import PokedexError
+from pokedex.core.io import write_csv
+from pokedex.core.parallel import parallel_map
 from pokedex.data.classes import ALL_POKEMON, CLASS_DIR
-from pokedex.errors import PokedexError
-from pokedex.io import write_csv
-from pokedex.parallel import parallel_map
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
     data.yaml, classes.txt, splits.csv
 
 Ultralytics' classifier reads a class-folder tree instead; the train stage builds it as links in a
-temporary folder (pokedex.ultra.ultralytics_data), so nothing Ultralytics writes lands in this dataset.
+temporary folder (pokedex.train.ultra.ultralytics_data), so nothing Ultralytics writes lands in this dataset.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import numpy as np
 import yaml
 from omegaconf import DictConfig
 
+from pokedex.core.errors import PokedexError
+from pokedex.core.io import write_csv
 from pokedex.data.classes import read_class_table
 from pokedex.data.preprocess import Processed, read_manifest
-from pokedex.errors import PokedexError
-from pokedex.io import write_csv
 
 log = logging.getLogger(__name__)
 

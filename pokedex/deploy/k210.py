@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pokedex import CHECKOUT, project_dir
-from pokedex.errors import PokedexError
+from pokedex.core.errors import PokedexError
 
 WORKER = Path(__file__).resolve().parent / "nncase_worker.py"
 MEMORY_LINE = re.compile(r"^\s*\.?(input|output|data|MODEL|TOTAL)\s+[\d.]+\s+\w+\s+\((\d+) B\)", re.MULTILINE)
@@ -40,11 +41,26 @@ def nncase_python() -> Path:
     return python
 
 
-def _run(args: list[str]) -> str:
-    # nncase writes kmodel_info.txt into its working directory: give it a scratch one
-    with tempfile.TemporaryDirectory() as scratch:
-        done = subprocess.run([str(nncase_python()), str(WORKER), *args], capture_output=True, text=True,
-                              cwd=scratch)
+# ADDR_NO_RANDOMIZE (linux/personality.h): nncase 1.9 leaves stack bits in reserved fields of a kmodel (the top
+# nibble of each batchnorm word); with the same addresses, environment and arguments they are the same bits.
+NO_ADDRESS_RANDOMIZATION = 0x0040000
+WORKER_ENV = {"PATH": os.defpath, "LC_ALL": "C"}
+
+
+def _same_addresses() -> None:
+    """Run between fork and exec of the worker: no address space randomisation for it (Linux only)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.personality(NO_ADDRESS_RANDOMIZATION | (libc.personality(0xFFFFFFFF) & 0xFFFFFFFF))
+
+
+def _run(args: list[str], work: Path) -> str:
+    """The worker on files in `work`, named by the same relative paths every time, so the same inputs compile
+    to the same kmodel bytes; nncase also writes kmodel_info.txt there."""
+    shutil.copyfile(WORKER, work / WORKER.name)
+    done = subprocess.run([str(nncase_python()), WORKER.name, *args], capture_output=True, text=True, cwd=work,
+                          env=WORKER_ENV, preexec_fn=_same_addresses if sys.platform.startswith("linux") else None)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise PokedexError(f"nncase failed ({args[0]}): {tail[0]}")
@@ -64,18 +80,21 @@ def compile_kmodel(onnx: Path, calibration: np.ndarray, out: Path, method: str,
                    std: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> dict[str, int]:
     """Compile with uint8 post-training quantisation; calibration is uint8 NCHW. Returns the memory summary."""
     with tempfile.TemporaryDirectory() as tmp:
-        calib = Path(tmp) / "calib.npy"
-        np.save(calib, np.ascontiguousarray(calibration, dtype=np.uint8))
+        work = Path(tmp)
+        shutil.copyfile(onnx, work / "model.onnx")
+        np.save(work / "calib.npy", np.ascontiguousarray(calibration, dtype=np.uint8))
+        stdout = _run(["compile", "model.onnx", "calib.npy", "model.kmodel", "--method", method,
+                       "--mean", *map(str, mean), "--std", *map(str, std)], work)
         out.parent.mkdir(parents=True, exist_ok=True)
-        stdout = _run(["compile", str(onnx.resolve()), str(calib), str(out.resolve()), "--method", method,
-                       "--mean", *map(str, mean), "--std", *map(str, std)])
+        shutil.move(work / "model.kmodel", out)
     return parse_memory_summary(stdout)
 
 
 def simulate(kmodel: Path, images: np.ndarray) -> np.ndarray:
     """Outputs of the kmodel in nncase's K210 simulator, one row per uint8 NCHW image."""
     with tempfile.TemporaryDirectory() as tmp:
-        inputs, outputs = Path(tmp) / "inputs.npy", Path(tmp) / "outputs.npy"
-        np.save(inputs, np.ascontiguousarray(images, dtype=np.uint8))
-        _run(["simulate", str(kmodel.resolve()), str(inputs), str(outputs)])
-        return np.load(outputs)
+        work = Path(tmp)
+        shutil.copyfile(kmodel, work / "model.kmodel")
+        np.save(work / "inputs.npy", np.ascontiguousarray(images, dtype=np.uint8))
+        _run(["simulate", "model.kmodel", "inputs.npy", "outputs.npy"], work)
+        return np.load(work / "outputs.npy")

@@ -3,7 +3,7 @@
 uint8 post-training quantisation calibrated on train images; the kmodel takes the camera's uint8 RGB and
 does the model's normalisation itself. A classifier's kmodel has one output row, [logits | embedding]: the
 trained classes' logits followed by the pooled features the enrolled species are matched against (main.py
-normalises them and applies the softmax on the K210's CPU; pokedex/openset.py). The report always gets written (sizes, nncase's memory summary,
+normalises them and applies the softmax on the K210's CPU; pokedex/evaluate/openset.py). The report always gets written (sizes, nncase's memory summary,
 whether it fits, simulator top-1 next to float ONNX top-1 on the same test images); with
 `kmodel.strict=true` a model over budget then fails the stage.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,17 +26,18 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from pokedex.boxes import BOX_MARGIN, at_threshold, iou, true_boxes
+from pokedex.core.errors import PokedexError
+from pokedex.core.timings import Timings
+from pokedex.data.boxes import BOX_MARGIN, at_threshold, iou, true_boxes
 from pokedex.data.dataset import class_names, load_uint8, test_images
 from pokedex.deploy import grid
 from pokedex.deploy.k210 import compile_kmodel, simulate
-from pokedex.errors import PokedexError
 
 log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 MAIXPY_MAIN = Path(__file__).resolve().parent / "maixpy_main.py"
-ENROLLED_FILES = ("enrolled.json", "prototypes.bin")  # pokedex/openset.py's format, read by main.py as it is
+ENROLLED_FILES = ("enrolled.json", "prototypes.bin")  # pokedex/evaluate/openset.py's format, read by main.py as it is
 
 
 def spread(items: list, n: int) -> list:
@@ -80,7 +80,8 @@ def onnx_outputs(onnx: Path, images: np.ndarray) -> np.ndarray:
     return np.stack([session.run(None, {name: x[None].astype(np.float32) / 255.0})[0][0] for x in images])
 
 
-def simulator_accuracy(onnx: Path, kmodel: Path, dataset_dir: Path, n_images: int, size: int, classes: int) -> dict:
+def simulator_accuracy(onnx: Path, kmodel: Path, dataset_dir: Path, n_images: int, size: int, classes: int,
+                       timings: Timings) -> dict:
     """Top-1 of the kmodel in nncase's simulator next to the float ONNX model (both compiled from the same
     graph: the first `classes` values of each output row rank the trained classes), on the same test images."""
     paths, labels = test_images(dataset_dir)  # the labels evaluate uses: read from the YOLO label files
@@ -94,10 +95,10 @@ def simulator_accuracy(onnx: Path, kmodel: Path, dataset_dir: Path, n_images: in
     except PokedexError as exc:  # e.g. residual adds, which nncase 1.9's simulator rejects: report, don't hide
         return {"eval_images": len(chosen), "onnx_top1": round(float((f_top1 == truth).mean()), 4),
                 "kmodel_top1": None, "agreement": None, "simulator_error": str(exc)}
-    sim_ms = (time.perf_counter() - start) / len(chosen) * 1000
+    timings["sim_ms_per_image"] = round((time.perf_counter() - start) / len(chosen) * 1000, 1)
     return {"eval_images": len(chosen), "onnx_top1": round(float((f_top1 == truth).mean()), 4),
             "kmodel_top1": round(float((k_top1 == truth).mean()), 4),
-            "agreement": round(float((k_top1 == f_top1).mean()), 4), "sim_ms_per_image": round(sim_ms, 1)}
+            "agreement": round(float((k_top1 == f_top1).mean()), 4)}
 
 
 @dataclass
@@ -145,11 +146,6 @@ def compile_detector(det: Detector, cfg: DictConfig, bundle: Path) -> dict:
             "conf": det.conf, **detector_simulation(onnx, kmodel, det, stride, int(cfg.detector_eval_images))}
 
 
-def source_commit() -> str | None:
-    done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def write_bundle(bundle: Path, classes: list[str], size: int, task: str, embedding: int, enrolled: Path | None,
                  detector: dict | None = None) -> None:
     """Everything a Maix Bit needs next to model.kmodel: with a classifier, the enrolled species too; with a
@@ -162,7 +158,7 @@ def write_bundle(bundle: Path, classes: list[str], size: int, task: str, embeddi
     manifest = {"input_size": [size, size], "input": "uint8 RGB, NCHW", "mean": [0.0, 0.0, 0.0],
                 "std": [1.0, 1.0, 1.0], "input_range": [0, 1], "classes": len(classes), "task": task,
                 "output": "logits of the classes, then the embedding" if embedding else "class scores",
-                "embedding_size": embedding, "source_commit": source_commit()}
+                "embedding_size": embedding}
     if detector is not None:
         side = detector["input_size"]
         manifest["detector"] = {"model": "detector.kmodel", "input_size": [side, side], "stride": detector["stride"],
@@ -198,7 +194,7 @@ def key_metrics(report: dict) -> dict:
 
 def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg: DictConfig, bundle: Path,
                         report_path: Path, metrics_path: Path, enrolled: Path | None,
-                        detector: Detector | None = None) -> dict:
+                        detector: Detector | None = None, timings: Timings | None = None) -> dict:
     """Compile into bundle/model.kmodel (and the detector, if given, into bundle/detector.kmodel), write the
     rest of the bundle (with the enrolled species of `enrolled`, the enroll stage's output, for a classifier),
     the full report and its key metrics (`metrics_path`); returns the report."""
@@ -216,6 +212,7 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
     calibration = load_uint8(spread(train_images, int(cfg.calibration_images)), size)
     ram, flash = float(cfg.ram_limit_mb) * MB, float(cfg.flash_limit_mb) * MB
 
+    timings = Timings() if timings is None else timings
     start = time.perf_counter()
     try:
         memory = compile_kmodel(onnx, calibration, kmodel, method=str(cfg.calibration_method))
@@ -224,14 +221,13 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
         write_report(report_path, failed)
         write_report(metrics_path, key_metrics(failed))
         raise
-    compile_s = time.perf_counter() - start
+    timings["compile_s"] = round(time.perf_counter() - start, 2)
     report: dict = {
         "kmodel_bytes": kmodel.stat().st_size,
         "memory_bytes": memory,
         "ram_limit_bytes": int(ram),
         "flash_limit_bytes": int(flash),
         "fits_k210": memory["total"] <= ram and kmodel.stat().st_size <= flash,
-        "compile_s": round(compile_s, 2),
     }
     if detector is not None:  # both loaded at once by main.py: their memory and flash add up
         report["detector"] = compile_detector(detector, cfg, bundle)
@@ -239,7 +235,7 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
         flash_both = report["kmodel_bytes"] + report["detector"]["kmodel_bytes"]
         report["fits_k210"] = report["memory_bytes_both"] <= ram and flash_both <= flash
     if task == "classify":
-        report.update(simulator_accuracy(onnx, kmodel, dataset_dir, int(cfg.eval_images), size, classes))
+        report.update(simulator_accuracy(onnx, kmodel, dataset_dir, int(cfg.eval_images), size, classes, timings))
     on_chip = enrolled if task == "classify" and enrolled_on_the_k210(enrolled) else None
     if task == "classify" and on_chip is None:  # enrolled with CLIP embeddings: the K210 cannot compute them
         report["enrolled_species"] = "not in the bundle: enrolled with enroll.embedding=clip, which the K210 cannot run"

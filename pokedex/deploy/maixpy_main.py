@@ -7,7 +7,7 @@
 # its decoding of the detector's grid is (tests/test_kmodel.py runs `decode` against Ultralytics').
 #
 # A classifier's kmodel gives one row: the trained classes' logits, then the embedding. Enrolled species (added
-# from a few pictures by the enroll stage, pokedex/openset.py) score a * cos(embedding, prototype) + b on the
+# from a few pictures by the enroll stage, pokedex/evaluate/openset.py) score a * cos(embedding, prototype) + b on the
 # same scale, one softmax ranks them all, and a best score under the threshold means "no Pokémon".
 # The detector's kmodel gives its raw grid (pokedex/deploy/grid.py): 5 planes of H/stride x W/stride cells, four
 # distances from each cell's centre to the box's sides (in strides), then the score logit.

@@ -4,8 +4,8 @@
 
 that writes images to raw_dir/NNNN/* (raw_dir exists and is empty), reads its own keys under `data.<source>`,
 and returns counts, the files it rejected with their reasons, and the class names it carries. To add a source,
-add a module, list it in SOURCES, give it a `data.<name>` block in conf/data/synthetic.yaml, and add the module
-to the ingest deps in dvc.yaml.
+add a module, list it in SOURCES and give it a `data.<name>` block in conf/data/synthetic.yaml (ingest depends
+on the whole pokedex/data folder, so dvc.yaml needs no change).
 """
 
 from pokedex.data.sources import folder, hf, pokeapi, pokesprite, synthetic

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from pokedex.core.errors import PokedexError
 from pokedex.data.classes import CLASS_DIR, read_names_file
 from pokedex.data.sources.base import IngestResult
-from pokedex.errors import PokedexError
 
 
 def ingest(data: DictConfig, raw_dir: Path) -> IngestResult:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from pokedex.core.errors import PokedexError
 from pokedex.data.classes import ALL_POKEMON
 from pokedex.data.sources.base import IngestResult, cache_dir
-from pokedex.errors import PokedexError
 
 UNLABELLED = "unlabelled"  # rows whose label is no Pokédex id: preprocess rejects everything outside NNNN/
 SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",

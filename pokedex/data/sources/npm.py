@@ -12,9 +12,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pokedex.errors import PokedexError
-from pokedex.io import file_digest
-from pokedex.process import process_dir
+from pokedex.core.errors import PokedexError
+from pokedex.core.io import file_digest
+from pokedex.core.process import process_dir
 
 log = logging.getLogger(__name__)
 

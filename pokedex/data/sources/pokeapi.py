@@ -32,12 +32,12 @@ import numpy as np
 from omegaconf import DictConfig
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+from pokedex.core.errors import PokedexError
+from pokedex.core.parallel import parallel_map
 from pokedex.data.classes import ALL_POKEMON
 from pokedex.data.sources import npm
 from pokedex.data.sources.base import IngestResult, cache_dir
 from pokedex.data.sources.npm import file_integrity  # noqa: F401 - re-exported for tests and benchmarks
-from pokedex.errors import PokedexError
-from pokedex.parallel import parallel_map
 
 log = logging.getLogger(__name__)
 

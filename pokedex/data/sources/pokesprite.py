@@ -29,10 +29,10 @@ from pathlib import Path, PurePosixPath
 from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 
+from pokedex.core.errors import PokedexError
 from pokedex.data.sources import npm
 from pokedex.data.sources.base import IngestResult, cache_dir
 from pokedex.data.sources.pokeapi import GROUP_SEPARATOR, crop_to_visible, png
-from pokedex.errors import PokedexError
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from pokedex.core.errors import PokedexError
+from pokedex.core.parallel import parallel_map
 from pokedex.data.classes import ALL_POKEMON
 from pokedex.data.sources.base import IngestResult
 from pokedex.data.synthetic import Species, make_species, render_jpeg
-from pokedex.errors import PokedexError
-from pokedex.parallel import parallel_map
 
 
 def _render_one(job: tuple[Species, int], seed: int, size: int, quality: int, root: Path) -> None:

@@ -23,11 +23,18 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, open_dict
 
-from pokedex.checks import changed_params, check_params, read_params, stage_params
-from pokedex.errors import PokedexError
-from pokedex.hydra_job import multirun_job
-from pokedex.process import (Stopped, lock_dir, output_locks, raise_if_stopped, scratch_dir, stop_on_signals,
-                             stop_with_dvc)
+from pokedex.core.checks import changed_params, check_params, read_params, stage_params
+from pokedex.core.errors import PokedexError
+from pokedex.core.hydra_job import multirun_job
+from pokedex.core.process import (
+    Stopped,
+    lock_dir,
+    output_locks,
+    raise_if_stopped,
+    scratch_dir,
+    stop_on_signals,
+    stop_with_dvc,
+)
 
 # Hydra's own settings live here, not in conf/: DVC drops a `hydra:` block when it composes params.yaml.
 HYDRA_SETTINGS = {
@@ -66,8 +73,8 @@ def stage(*writes: str) -> Callable[[Callable[[DictConfig], object]], Callable[[
 
     `writes` names the keys of `paths:` the stage writes (its DVC outs), so that a multirun job can write them
     into its own directory. Around `func`: the params dvc.yaml lists for the stage are checked before any
-    output is touched (pokedex.checks) and compared with params.yaml again at the end; one run at a time
-    writes those outputs; temporary files live in a scratch folder removed at the end (pokedex.process).
+    output is touched (pokedex.core.checks) and compared with params.yaml again at the end; one run at a time
+    writes those outputs; temporary files live in a scratch folder removed at the end (pokedex.core.process).
     A PokedexError (a mistake the user can fix) ends the run with its one-sentence message and exit code 2;
     Ctrl-C, SIGTERM or the end of the `dvc repro` that started the stage end it with one line and code 130.
     """

@@ -8,7 +8,8 @@ import yaml
 from dvc.utils.hydra import compose_and_dump
 
 from pokedex import CHECKOUT
-from pokedex.errors import PokedexError
+from pokedex.core.errors import PokedexError
+
 
 def compose_params(output: Path, overrides: list[str] | None = None, root: Path = CHECKOUT) -> None:
     """Write params.yaml = composition of root/conf/config.yaml with the given Hydra overrides."""

@@ -1,11 +1,11 @@
 """The one-class detector ("Pokémon"): trained on detect-format's scenes, measured at IoU 0.5.
 
 It is a detection model of its own (`detector:` params, models/detector/), trained by the same function as the
-classifier (pokedex.train.train on `detector_view(cfg)`: the detector's group in place of `model:`/`train:`). Measured two ways:
+classifier (pokedex.train.train.train on `detector_view(cfg)`: the detector's group in place of `model:`/`train:`). Measured two ways:
 Ultralytics' validator (mAP50, and precision and recall at IoU 0.5 where their balance is best), and at the
 score the pipeline uses, `detector.conf`: the share of Pokémon found (a box at IoU >= 0.5), the share of boxes
 that are a Pokémon, and the share of scenes without a Pokémon that get a box. Field photos with a box beside
-them (`data/field/NNNN/<stem>.txt`, pokedex.field) are measured the same way.
+them (`data/field/NNNN/<stem>.txt`, pokedex.evaluate.field) are measured the same way.
 """
 
 from __future__ import annotations
@@ -22,16 +22,17 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from pokedex.boxes import Box, at_threshold, box_from_corners, true_boxes
+from pokedex.core.errors import PokedexError
+from pokedex.data.boxes import Box, at_threshold, box_from_corners, true_boxes
 from pokedex.data.detection import NAMES
-from pokedex.errors import PokedexError
-from pokedex.field import field_set
-from pokedex.ultra import load_model, ultralytics_data
+from pokedex.data.fieldset import field_set
+from pokedex.train.load import load_model
+from pokedex.train.ultra import ultralytics_data
 
 log = logging.getLogger(__name__)
 
 def detector_view(cfg: DictConfig) -> DictConfig:
-    """cfg as pokedex.train reads it, with the detector's model and train groups and its input size."""
+    """cfg as pokedex.train.train reads it, with the detector's model and train groups and its input size."""
     d = cfg.detector
     if d.model.task != "detect":
         raise PokedexError(f"detector.model.task={d.model.task!r} must be detect (the classifier is model:).")
@@ -52,7 +53,7 @@ def detect(model, pictures: list[Image.Image], imgsz: int, conf: float, batch: i
 
 
 def box_finder(model, imgsz: int, conf: float) -> Callable[[Image.Image], Box | None]:
-    """picture -> the detector's best box (cx, cy, w, h as fractions, as pokedex.field reads boxes), or None."""
+    """picture -> the detector's best box (cx, cy, w, h as fractions, as pokedex.evaluate.field reads boxes), or None."""
     def find(picture: Image.Image) -> Box | None:
         boxes = detect(model, [picture], imgsz, conf)[0]
         if not len(boxes):

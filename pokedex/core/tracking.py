@@ -1,6 +1,6 @@
 """MLflow tracking: every stage run lands in one MLflow run per DVC experiment, and never fails a stage.
 
-Which store and experiment: pokedex/mlflow_store.py. Runs are named after the DVC experiment (`DVC_EXP_NAME`).
+Which store and experiment: pokedex/core/mlflow_store.py. Runs are named after the DVC experiment (`DVC_EXP_NAME`).
 
 Each stage file opens its run: stages/train.py around the training (`training_run`: the flattened params,
 per-epoch metrics, then `record_training`: the weights); evaluate, export-onnx and compile-kmodel `record` their
@@ -25,9 +25,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from pokedex import mlflow_store
-from pokedex.hydra_job import multirun_job
-from pokedex.process import pid_alive
+from pokedex.core import mlflow_store
+from pokedex.core.hydra_job import multirun_job
+from pokedex.core.process import pid_alive
 
 WEIGHTS_TAG = "pokedex.weights_md5"
 PROCESS_TAG = "pokedex.process"  # host:pid of the stage that opened the run
@@ -187,7 +187,7 @@ def training_run(cfg: DictConfig, stage: str = "train") -> Iterator[Run]:
     run = open_run(stage, cfg)
     try:
         yield run
-    except KeyboardInterrupt:  # Ctrl-C, SIGTERM (pokedex.process.Stopped)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM (pokedex.core.process.Stopped)
         run.end("KILLED")
         raise
     except BaseException:

@@ -17,11 +17,14 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from pokedex import tracking
-from pokedex.augment import scene_trainer
-from pokedex.errors import PokedexError
-from pokedex.parallel import worker_count
-from pokedex.ultra import load_model, ultralytics_data, ultralytics_offline
+from pokedex.core import tracking
+from pokedex.core.errors import PokedexError
+from pokedex.core.parallel import worker_count
+from pokedex.core.timings import Timings
+from pokedex.train.augment import scene_trainer
+from pokedex.train.load import load_model
+from pokedex.train.stable import make_byte_stable
+from pokedex.train.ultra import ultralytics_data, ultralytics_offline
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ def build_model(model_cfg: DictConfig):
     ultralytics_offline()
     from ultralytics.nn.modules.head import Classify
 
-    from pokedex.models import resolve_arch
+    from pokedex.train.models import resolve_arch
 
     task = model_cfg.task
     if task not in TASKS:
@@ -48,7 +51,7 @@ def build_model(model_cfg: DictConfig):
     try:
         model = load_model(resolve_arch(str(model_cfg.arch)), task=task)
     except FileNotFoundError as exc:
-        raise PokedexError(f"model.arch={model_cfg.arch!r} is neither a bundled Ultralytics YAML, one of pokedex/arch/, "
+        raise PokedexError(f"model.arch={model_cfg.arch!r} is neither a bundled Ultralytics YAML, one of pokedex/train/arch/, "
                            f"nor a file: {exc}") from exc
     built = "classify" if any(isinstance(m, Classify) for m in model.model.modules()) else "detect"
     if built != task:
@@ -186,9 +189,11 @@ def resumable(run_dir: Path, args: dict):
     return model
 
 
-def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run | None = None) -> Path:
+def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run | None = None,
+          timings: Timings | None = None) -> Path:
     """Train and return the path of the best weights (run_dir/weights/best.pt); each epoch's metrics go to `run`
-    (the train stage opens it: tracking.training_run), if given."""
+    (the train stage opens it: tracking.training_run), if given, and the training's seconds to `timings`. The
+    run's folder is byte-stable (pokedex/train/stable.py)."""
     check_image_size(int(cfg.data.image_size))
     args = train_args(cfg.train)
     resume = args.pop("resume", False)
@@ -204,7 +209,7 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run |
         log.info("train: %d of %d species have no validation pictures: they train only (too few groups to test "
                  "them, docs/real-data.md); Ultralytics' 'requires %d classes' error below is expected",
                  len(trained) - len(validated), len(trained), len(trained))
-    # scenes (pokedex.augment) are a classifier's augmentation; a detector trains on the dataset as it is
+    # scenes (pokedex.train.augment) are a classifier's augmentation; a detector trains on the dataset as it is
     trainer = scene_trainer(cfg.augment) if cfg.model.task == "classify" else None
     with ultralytics_data(dataset_dir, cfg.model.task) as data:
         model.add_callback("on_fit_epoch_end", EpochLogger(run or tracking.Run()))  # Run(): tracks nothing
@@ -221,6 +226,10 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run |
             **fixed,
             **args,
         )
+        seconds = make_byte_stable(run_dir, Path(data) if cfg.model.task == "classify" else Path(data).parent,
+                                   dataset_dir)
+    if timings is not None and seconds is not None:
+        timings["train_s"] = seconds
     best = run_dir / "weights" / "best.pt"
     if not best.is_file():
         raise PokedexError(f"training finished without {best}; check the Ultralytics log above.")

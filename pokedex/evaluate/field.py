@@ -13,68 +13,24 @@ reason, never silently dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from pokedex.accuracy import accuracy_metrics, ranked_by_score
-from pokedex.boxes import Box, crop_to_box
-from pokedex.data.classes import ALL_POKEMON, CLASS_DIR
+from pokedex.core.io import write_csv
+from pokedex.data.boxes import Box, crop_to_box
+from pokedex.data.fieldset import FieldSet, field_set
 from pokedex.data.preprocess import MAX_PIXELS, decode
-from pokedex.io import write_csv
-from pokedex.openset import Enrolled, logits_and_embedding
-
-DOCS = {"README.md", ".gitignore", "classes.csv"}  # a field folder's own notes, not pictures
-
-
-@dataclass
-class FieldSet:
-    root: Path
-    paths: list[Path] = field(default_factory=list)
-    dex_ids: list[int] = field(default_factory=list)
-    boxes: list[Box | None] = field(default_factory=list)
-    rejects: list[tuple[str, str]] = field(default_factory=list)
-    missed: set[int] = field(default_factory=set)  # pictures (indices into paths) where a detector found no Pokémon
-
-
-def read_box(path: Path) -> Box | None:
-    try:
-        values = [float(v) for v in path.read_text(encoding="utf-8").split()[1:5]]
-    except (OSError, ValueError):
-        return None
-    return tuple(values) if len(values) == 4 else None
-
-
-def field_set(root: Path) -> FieldSet:
-    """Every picture of root/NNNN/ with its species (and box, if given); every other file with its reason."""
-    found = FieldSet(root)
-    if not root.is_dir():
-        return found
-    files = sorted(p for p in root.rglob("*") if not p.is_dir())
-    pictures = {p.with_suffix("") for p in files if p.suffix.lower() != ".txt"}
-    for path in files:
-        rel = path.relative_to(root)
-        if len(rel.parts) == 1 and rel.name in DOCS:
-            continue
-        if len(rel.parts) != 2 or not CLASS_DIR.match(rel.parts[0]) or not 1 <= int(rel.parts[0]) <= ALL_POKEMON:
-            found.rejects.append((rel.as_posix(), "not inside a class folder named by a 4-digit Pokédex id (0001-1025)"))
-            continue
-        if path.suffix.lower() == ".txt" and path.with_suffix("") in pictures:
-            continue  # the box of the picture beside it
-        found.paths.append(path)
-        found.dex_ids.append(int(rel.parts[0]))
-        box = path.with_suffix(".txt")
-        found.boxes.append(read_box(box) if box.is_file() else None)
-    return found
+from pokedex.evaluate.accuracy import accuracy_metrics, ranked_by_score
+from pokedex.evaluate.openset import Enrolled, logits_and_embedding
 
 
 def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: int = MAX_PIXELS,
                   find_box: Callable[[Image.Image], Box | None] | None = None) -> tuple[np.ndarray, list[int]]:
     """uint8 NCHW pictures at the model's input size and the indices (into found.paths) they are; unreadable
     files (and, with `crop`, pictures without a box) go to found.rejects. With `find_box` (a detector's best box,
-    pokedex.detector.box_finder), each picture is cut to the box it finds instead of its own; where it finds none,
+    pokedex.train.detector.box_finder), each picture is cut to the box it finds instead of its own; where it finds none,
     the index goes to found.missed (the answer is "no Pokémon") and the whole picture stands in."""
     arrays, kept = [], []
     for i, path in enumerate(found.paths):

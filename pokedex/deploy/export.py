@@ -2,7 +2,8 @@
 
 The parity check feeds the same real test images to the PyTorch model and to ONNX Runtime and records
 the largest absolute difference of their outputs and how often their top-1 classes agree; the stage fails
-when either is outside its limit, after writing the report.
+when either is outside its limit, after writing the report. The same weights give the same .onnx bytes:
+Ultralytics' export date is left out of the file's metadata.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pokedex.core.errors import PokedexError
+from pokedex.core.timings import Timings
 from pokedex.data.dataset import load_uint8
-from pokedex.errors import PokedexError
-from pokedex.ultra import load_model
+from pokedex.train.load import load_model
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +48,25 @@ def export_onnx(weights: Path, imgsz: int, opset: int, simplify: bool, onnx_out:
         exported = load_model(pt).export(format="onnx", imgsz=imgsz, opset=opset, simplify=simplify,
                                          dynamic=False, batch=1, device="cpu")
         onnx_out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(exported, onnx_out)
+        without_export_date(Path(exported), onnx_out)
     return onnx_out
 
 
-def parity(weights: Path, onnx_path: Path, images: list[Path], imgsz: int) -> dict:
-    """Compare PyTorch and ONNX Runtime on the same inputs (CPU, batch 1)."""
+def without_export_date(onnx_in: Path, onnx_out: Path) -> None:
+    """The model of `onnx_in` in `onnx_out` without the `date` Ultralytics stamps into its metadata (the
+    checkpoint's own metadata is made stable by training: pokedex/train/train.py)."""
+    import onnx
+
+    model = onnx.load(str(onnx_in))
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key != "date"]
+    del model.metadata_props[:]
+    for key, value in kept:
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(onnx_out))
+
+
+def parity(weights: Path, onnx_path: Path, images: list[Path], imgsz: int, timings: Timings | None = None) -> dict:
+    """Compare PyTorch and ONNX Runtime on the same inputs (CPU, batch 1); their ms per image go to `timings`."""
     import onnxruntime as ort  # nncase never loads in this process: importing both crashes (pokedex/deploy/k210.py)
     import torch
 
@@ -72,21 +87,18 @@ def parity(weights: Path, onnx_path: Path, images: list[Path], imgsz: int) -> di
         max_diff = max(max_diff, float(np.abs(y - z).max()))
         agree += top1_class(y) == top1_class(z)
     n = len(images)
-    return {
-        "images": n,
-        "max_abs_diff": max_diff,
-        "top1_agreement": agree / n,
-        "torch_ms": round(t_torch / n * 1000, 3),
-        "onnx_ms": round(t_onnx / n * 1000, 3),
-    }
+    if timings is not None:
+        timings.update(torch_ms=round(t_torch / n * 1000, 3), onnx_ms=round(t_onnx / n * 1000, 3))
+    return {"images": n, "max_abs_diff": max_diff, "top1_agreement": agree / n}
 
 
-def export_with_parity(weights: Path, dataset_dir: Path, imgsz: int, export_cfg, onnx_out: Path, report: Path) -> dict:
+def export_with_parity(weights: Path, dataset_dir: Path, imgsz: int, export_cfg, onnx_out: Path, report: Path,
+                       timings: Timings | None = None) -> dict:
     export_onnx(weights, imgsz, int(export_cfg.opset), bool(export_cfg.simplify), onnx_out)
     images = sorted((dataset_dir / "images" / "test").glob("*.jpg"))[: int(export_cfg.parity_images)]
     if not images:
         raise PokedexError(f"{dataset_dir / 'images' / 'test'} has no images for the parity check; run yolo-format first.")
-    result = {"onnx_bytes": onnx_out.stat().st_size, "opset": int(export_cfg.opset), **parity(weights, onnx_out, images, imgsz)}
+    result = {"onnx_bytes": onnx_out.stat().st_size, "opset": int(export_cfg.opset), **parity(weights, onnx_out, images, imgsz, timings)}
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(result, indent=2) + "\n")
     log.info("export-onnx: %s", result)

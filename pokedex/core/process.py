@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from pokedex.errors import PokedexError
+from pokedex.core.errors import PokedexError
 
 SCRATCH_PREFIX = "pokedex-scratch-"
 SHELLS = {"sh", "dash", "bash", "zsh", "fish", "ksh"}

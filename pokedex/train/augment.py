@@ -7,7 +7,7 @@ jitter from train:) run on each training image:
    at a random scale and place and photographed by a random cheap camera; of those, a share `augment.view`
    also seen at a tilt, with vignetting and glare (scenes.viewpoint); of those, a share `augment.crop` is seen
    as the detector hands it to the classifier: the Pokémon smaller in a frame twice the picture's side, the frame
-   photographed, then cut to the Pokémon's box made square with a margin (pokedex.field.crop_to_box), the box
+   photographed, then cut to the Pokémon's box made square with a margin (pokedex.evaluate.field.crop_to_box), the box
    first moved and resized as the detector errs (`augment.crop_jitter`: the spread of its centre, as a share of
    the box's side, and of the log of its width and height);
 3. with probability `augment.light`, its contrast and brightness change by factors drawn from
@@ -31,11 +31,11 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from pokedex.boxes import box_from_corners, crop_to_box
+from pokedex.core.errors import PokedexError
+from pokedex.data.boxes import box_from_corners, crop_to_box
 from pokedex.data.scenes import TRAIN, background, camera, compose, compose_with_box, foreground_mask, viewpoint
 from pokedex.data.styles import light, restyle
-from pokedex.errors import PokedexError
-from pokedex.ultra import ultralytics_offline
+from pokedex.train.ultra import ultralytics_offline
 
 
 def factor_range(cfg: DictConfig, key: str) -> tuple[float, float]:

@@ -30,13 +30,13 @@ import numpy as np
 from PIL import Image
 
 from pokedex import cache_dir
-from pokedex.accuracy import accuracy_metrics, ranked_by_score
+from pokedex.core.errors import PokedexError
+from pokedex.core.io import file_digest, write_csv
 from pokedex.data.classes import class_label
 from pokedex.data.dataset import class_names, load_uint8, split_images
-from pokedex.errors import PokedexError
-from pokedex.io import file_digest, write_csv
-from pokedex.openset import logits_and_features
-from pokedex.ultra import load_model
+from pokedex.evaluate.accuracy import accuracy_metrics, ranked_by_score
+from pokedex.evaluate.features import logits_and_features
+from pokedex.train.load import load_model
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def choose_fusion_weight(log_p_classifier: np.ndarray, log_p_clip: np.ndarray, t
 
 
 def _check(cfg) -> None:
-    """The list-valued keys (pokedex.checks covers the numbers)."""
+    """The list-valued keys (pokedex.core.checks covers the numbers)."""
     if not cfg.templates or not all(isinstance(t, str) and "{name}" in t for t in cfg.templates):
         raise PokedexError("clip.templates must be a list of prompts that each contain {name}, e.g. "
                            "'a picture of {name}, a Pokémon.'; fix it in conf/clip/.")

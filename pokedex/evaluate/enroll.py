@@ -6,7 +6,7 @@ a quarter are left out altogether (neither trained nor enrolled); (a, b) maximis
 class over that mixed softmax, and the "no Pokémon" threshold is the best-score quantile that accepts
 `enroll.false_accept_rate` of the pictures without a Pokémon (with `enroll.refuse_unknown`, of those and the
 left-out species' pictures: stricter, it refuses many known Pokémon seen in another style). Then each
-picture in data/enroll/NNNN/ becomes a prototype of its species (pokedex/openset.py), written with the
+picture in data/enroll/NNNN/ becomes a prototype of its species (pokedex/evaluate/openset.py), written with the
 calibration.
 """
 
@@ -15,23 +15,31 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
+from pokedex.core.errors import PokedexError
+from pokedex.core.io import write_csv
 from pokedex.data.classes import ALL_POKEMON, CLASS_DIR, national_dex
 from pokedex.data.dataset import class_names, load_uint8, split_images
 from pokedex.data.preprocess import decode
 from pokedex.data.scenes import NO_POKEMON_VAL, no_pokemon
-from pokedex.errors import PokedexError
-from pokedex.io import write_csv
-from pokedex.clip import enrolment_embedding
-from pokedex.openset import (CLASSIFIER_EMBEDDING, Calibration, Enrolled, auroc, logits_and_embedding, mixed_logits,
-                             normalise, softmax, species_cosine)
-from pokedex.ultra import load_model
+from pokedex.evaluate.clip import enrolment_embedding
+from pokedex.evaluate.openset import (
+    CLASSIFIER_EMBEDDING,
+    Calibration,
+    Enrolled,
+    auroc,
+    logits_and_embedding,
+    mixed_logits,
+    normalise,
+    softmax,
+    species_cosine,
+)
+from pokedex.train.load import load_model
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +205,6 @@ def embedding_of(cfg: DictConfig) -> dict:
 def enroll(weights: Path, dataset_dir: Path, pictures: Path, size: int, min_size: int, max_pixels: int,
            cfg: DictConfig, out_dir: Path, report_path: Path) -> dict:
     """Calibrate on the validation split, enrol every species of `pictures`, write out_dir and the report."""
-    start = time.perf_counter()
     if not weights.is_file():
         raise PokedexError(f"{weights} is missing; run the train stage first (dvc repro train).")
     model = load_model(weights)
@@ -233,8 +240,7 @@ def enroll(weights: Path, dataset_dir: Path, pictures: Path, size: int, min_size
     Enrolled(species, [names[s] for s in species], emb.astype(np.float32), owners, calibration, center,
              embedding).save(out_dir)
     write_csv(out_dir / "rejects.csv", ["source", "reason"], rejects)
-    report = {"species": len(species), "pictures": int(len(ids)), "rejected": len(rejects), **figures,
-              "seconds": round(time.perf_counter() - start, 2)}
+    report = {"species": len(species), "pictures": int(len(ids)), "rejected": len(rejects), **figures}
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     log.info("enroll: %d species from %d pictures (%d rejected, see %s); calibration %s", len(species), len(ids),

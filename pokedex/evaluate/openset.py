@@ -3,14 +3,14 @@ ranked with the trained classes, and "no Pokémon".
 
 The classifier's head pools its hidden layer into a feature vector before the last linear layer; that vector,
 less the mean vector of training images (`center`: ReLU features all point one way) and L2-normalised, is the
-embedding (with `enroll.embedding=clip`, CLIP's image embedding takes its place, pokedex/clip.py; the trained
+embedding (with `enroll.embedding=clip`, CLIP's image embedding takes its place, pokedex/evaluate/clip.py; the trained
 logits still come from the classifier). A species is enrolled as the embeddings of a few pictures (its
 prototypes). An image's score for an enrolled species is a logit on the trained classes' scale,
 
     a * cos(embedding, prototype) + b,
 
 so one softmax ranks trained and enrolled species together; the answer is "no Pokémon" when the best softmax
-score is under a threshold. (a, b) and the threshold are fitted on the validation split (pokedex/enroll.py)
+score is under a threshold. (a, b) and the threshold are fitted on the validation split (pokedex/evaluate/enroll.py)
 and stored with the prototypes (models/enrolled/: enrolled.json and prototypes.bin, little-endian float32, one row
 per picture, which main.py reads on the K210 as it is).
 """
@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pokedex.errors import PokedexError
+from pokedex.core.errors import PokedexError
+from pokedex.evaluate.features import logits_and_features
 
 NO_POKEMON = "(no Pokémon)"
 
@@ -38,32 +39,6 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def logits_and_features(model, images: np.ndarray, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Trained-class logits and pooled features of uint8 NCHW images, from an Ultralytics classifier.
-
-    The embedding is what the head's pooling layer hands the last linear layer (caught with a forward hook:
-    SlimClassify and Ultralytics' own Classify alike)."""
-    import torch
-
-    net = model.model.float().eval()
-    head = net.model[-1]
-    if not hasattr(head, "pool") or not hasattr(head, "linear"):
-        raise PokedexError("enrolment needs a classifier (model.task=classify) with a pooled head; this model has "
-                           f"a {type(head).__name__} head.")
-    pooled: list[torch.Tensor] = []
-    hook = head.pool.register_forward_hook(lambda _m, _i, out: pooled.append(out.flatten(1)))
-    logits = []
-    try:
-        with torch.no_grad():
-            for start in range(0, len(images), batch):
-                x = torch.from_numpy(images[start:start + batch].astype(np.float32) / 255.0)
-                out = net(x)
-                logits.append((out[1] if isinstance(out, (tuple, list)) else out).numpy())
-    finally:
-        hook.remove()
-    return np.concatenate(logits), torch.cat(pooled).numpy()
-
-
 CLASSIFIER_EMBEDDING = {"kind": "classifier"}
 
 
@@ -72,7 +47,7 @@ def logits_and_embedding(model, images: np.ndarray, embedding: dict) -> tuple[np
     or CLIP image embeddings when the species were enrolled with `enroll.embedding=clip`."""
     logits, features = logits_and_features(model, images)
     if embedding["kind"] == "clip":
-        from pokedex.clip import clip_features  # pokedex.clip imports this module
+        from pokedex.evaluate.clip import clip_features  # loads open_clip: only for CLIP enrolment
 
         features = clip_features(embedding, images)
     return logits, features

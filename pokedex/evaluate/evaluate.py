@@ -2,7 +2,7 @@
 on the scene test: the test images put onto backgrounds never used in training, through a camera-like
 perturbation (pokedex.data.scenes, fixed seed), so that the numbers say how the model does off white.
 
-On `data/field/` (people's own photos, pokedex/field.py), field top-1/top-5, per species, and with the enroll
+On `data/field/` (people's own photos, pokedex/evaluate/field.py), field top-1/top-5, per species, and with the enroll
 stage's output how many answers are accepted and the top-1 among them; "not measured" when it is empty.
 
 With the enroll stage's output, the open-set figures too: the test images against `evaluate.no_pokemon`
@@ -30,17 +30,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pokedex.accuracy import accuracy_metrics
-from pokedex.boxes import Box, box_from_corners, crop_to_box
+from pokedex.core.errors import PokedexError
+from pokedex.core.io import write_csv
+from pokedex.core.timings import Timings
+from pokedex.data.boxes import Box, box_from_corners, crop_to_box
 from pokedex.data.classes import class_label
 from pokedex.data.dataset import class_names, load_uint8, test_images
 from pokedex.data.scenes import SCENE_TEST, no_pokemon, scene_image
 from pokedex.data.yolo_format import test_split_summary
-from pokedex.errors import PokedexError
-from pokedex.field import field_evaluation, not_measured
-from pokedex.io import write_csv
-from pokedex.openset import Enrolled, auroc, logits_and_embedding
-from pokedex.ultra import load_model, ultralytics_data
+from pokedex.evaluate.accuracy import accuracy_metrics
+from pokedex.evaluate.field import field_evaluation, not_measured
+from pokedex.evaluate.openset import Enrolled, auroc, logits_and_embedding
+from pokedex.train.load import load_model
+from pokedex.train.ultra import ultralytics_data
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +225,11 @@ def open_set(model, images: list[Path], truth: np.ndarray, imgsz: int, enrolled:
 
 
 def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Path, enrolled: Enrolled | None = None,
-             field_dir: Path | None = None, find_box: Callable[[Image.Image], Box | None] | None = None) -> dict:
+             field_dir: Path | None = None, find_box: Callable[[Image.Image], Box | None] | None = None,
+             timings: Timings | None = None) -> dict:
     """The figures of metrics.json (and its CSVs and plot in out_dir). `find_box`: the one-class detector's best
-    box (pokedex.detector.box_finder), for the scene test's and the field's figures on detected crops."""
+    box (pokedex.train.detector.box_finder), for the scene test's and the field's figures on detected crops.
+    The CPU latency goes to `timings`, not metrics.json: it measures this machine, not the model."""
     if not weights.is_file():
         raise PokedexError(f"{weights} is missing; run the train stage first (dvc repro train).")
     model = load_model(weights)
@@ -250,11 +254,12 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
            for way in ("box", "detected") if way in scenes},
         **({"scene_found": round(float(np.mean([r != [NO_DETECTION] for r in scenes["detected"]])), 4)}
            if "detected" in scenes else {}),
-        "latency_ms": round(measure_latency(model, images, imgsz, device, int(eval_cfg.latency_images)), 2),
         "test_images": len(images),
         **test_split_summary(dataset_dir),
         "classes": len(names),
     }
+    if timings is not None:
+        timings["latency_ms"] = round(measure_latency(model, images, imgsz, device, int(eval_cfg.latency_images)), 2)
     if enrolled is not None and model.task == "classify":
         metrics.update(open_set(model, images, truth, imgsz, enrolled, eval_cfg, find_box))
     if model.task == "detect":

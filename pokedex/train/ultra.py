@@ -54,18 +54,6 @@ def ultralytics_offline():
     return ultralytics
 
 
-def load_model(source: str | Path, task: str | None = None):
-    """An Ultralytics model from a .pt, an .onnx or a model YAML: Ultralytics kept offline, our layers registered
-    (a checkpoint or YAML may use pokedex/models.py's SlimClassify)."""
-    ultralytics_offline()
-    from ultralytics import YOLO
-
-    from pokedex.models import register
-
-    register()
-    return YOLO(str(source), task=task)
-
-
 def trained_size(model, default: int) -> int:
     """The input size a model was trained at (from its checkpoint's train args), else `default`."""
     return int((getattr(model, "ckpt", None) or {}).get("train_args", {}).get("imgsz", default))

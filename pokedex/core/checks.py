@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from pokedex.errors import PokedexError
+from pokedex.core.errors import PokedexError
 
 MISSING = object()
 
