@@ -11,7 +11,7 @@ NNCASE_VENV ?= .venv-nncase
 PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && echo $$p && break; done)
 
-.PHONY: setup run test test-fast params exps report mlflow-ui clean
+.PHONY: setup run pull test test-fast params exps report mlflow-ui clean
 
 setup: $(VENV)/.installed $(NNCASE_VENV)/.installed
 
@@ -34,6 +34,11 @@ endif
 
 run: setup
 	$(BIN)/dvc repro
+
+# the trained models and the data from the DVC remote; the dataset folders come as archives and are unpacked
+pull: setup
+	$(BIN)/dvc pull
+	$(BIN)/pokedex unpack
 
 test: setup
 	$(BIN)/pytest

@@ -29,7 +29,13 @@ def _predict(args: argparse.Namespace) -> None:
             raise PokedexError(f"{exc} Or pass --model (and --classes).") from None
         paths = {}  # a model outside any project: the names stored in it
     model = args.model or paths["weights"]
-    classes = args.classes or (paths["yolo_dataset"] / "classes.txt" if paths else None)
+    classes = args.classes
+    if classes is None and paths:
+        from pokedex.core.archive import archive_of, unpacked
+
+        if archive_of(paths["yolo_dataset"]).is_file():  # after `dvc pull` the dataset is its archive only
+            unpacked(paths["yolo_dataset"])
+        classes = paths["yolo_dataset"] / "classes.txt"
     enrolled = None
     if not args.no_enrolled:
         from pokedex.evaluate.openset import Enrolled
@@ -100,6 +106,19 @@ def _report(args: argparse.Namespace) -> None:
     print(write_report(output, repo=str(root), names=args.experiments or None))
 
 
+def _unpack(args: argparse.Namespace) -> None:
+    from pokedex.core.archive import archive_of, archived_folders, unpacked
+    from pokedex.core.config import project_paths, project_root
+
+    root = project_root()
+    for folder in archived_folders(root, project_paths(root)):
+        shown = folder.relative_to(root)
+        if not archive_of(folder).is_file():
+            print(f"{shown}: no archive yet (`dvc pull` or `dvc repro` makes it)")
+        else:
+            print(f"{shown}: {'unpacked' if unpacked(folder) else 'up to date'}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="pokedex", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -144,6 +163,10 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("-o", "--output", type=Path, default=None,
                    help="HTML file to write (default: paths.experiments_report of params.yaml)")
     r.set_defaults(func=_report)
+
+    u = sub.add_parser("unpack", help="unpack the dataset folders from the archives DVC tracks (after `dvc pull`: "
+                       "`make pull` does both); folders already matching their archive are left alone")
+    u.set_defaults(func=_unpack)
 
     args, args.dvc_args = parser.parse_known_args(argv)
     if args.dvc_args and args.command != "exps":

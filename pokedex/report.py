@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pokedex.core.archive import archive_of, unpacked
 from pokedex.core.config import project_paths
 from pokedex.core.errors import PokedexError
 
@@ -299,6 +300,8 @@ img {{ max-width: 100%; }}
 def write_report(output: Path, repo: str = ".", names: list[str] | None = None) -> Path:
     experiments = load_experiments(repo, names)
     paths = project_paths(Path(repo).resolve())
+    if archive_of(paths["yolo_dataset"]).is_file():  # its test images are the thumbnails
+        unpacked(paths["yolo_dataset"])
     thumbs = thumbnails(paths["yolo_dataset"] / "images")
     dataset = paths["yolo_dataset"].relative_to(Path(repo).resolve()).as_posix()
     fill_thumbnails(thumbs, experiments, repo, f"{dataset}/images/test")

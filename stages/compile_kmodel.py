@@ -18,8 +18,7 @@ def main(cfg):
     report = compile_and_measure(Path(p.onnx), Path(p.yolo_dataset), cfg.data.image_size, cfg.model.task, cfg.kmodel,
                                  Path(p.k210_bundle), Path(p.kmodel_report), Path(p.kmodel_metrics), Path(p.enrolled),
                                  detector, timings)
-    timings.write(Path(p.timings), "compile-kmodel")
-    tracking.record("compile-kmodel", cfg, Path(p.weights), {**report, **timings}, [Path(p.kmodel_report)])
+    tracking.record("compile-kmodel", cfg, Path(p.weights), report, [Path(p.kmodel_report)], timings)
 
 
 if __name__ == "__main__":

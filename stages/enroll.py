@@ -17,8 +17,8 @@ def main(cfg):
         report = enroll(Path(p.weights), Path(p.yolo_dataset), Path(p.enroll_pictures), int(data.image_size),
                         int(data.min_image_size), int(data.max_pixels), cfg.enroll, Path(p.enrolled),
                         Path(p.enroll_report))
-    timings.write(Path(p.timings), "enroll")
-    tracking.record("enroll", cfg, Path(p.weights), {**report, **timings}, [Path(p.enroll_report), Path(p.enrolled) / "rejects.csv"])
+    tracking.record("enroll", cfg, Path(p.weights), report, [Path(p.enroll_report), Path(p.enrolled) / "rejects.csv"],
+                    timings)
 
 
 if __name__ == "__main__":

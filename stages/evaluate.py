@@ -23,10 +23,9 @@ def main(cfg):
     timings = Timings()
     metrics = evaluate(Path(p.weights), Path(p.yolo_dataset), cfg.data.image_size, cfg.evaluate, reports, enrolled,
                        Path(p.field), find_box, timings)
-    timings.write(Path(p.timings), "evaluate")
-    tracking.record("evaluate", cfg, Path(p.weights), {**metrics, **timings},
+    tracking.record("evaluate", cfg, Path(p.weights), metrics,
                     [reports / "metrics.json", reports / "confusion_matrix.png", reports / "frames.png",
-                     reports / "per_class.csv", reports / "field_per_class.csv"])
+                     reports / "per_class.csv", reports / "field_per_class.csv"], timings)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ def main(cfg):
     timings = Timings()
     report = export_with_parity(Path(p.weights), Path(p.yolo_dataset), cfg.data.image_size, cfg.export,
                                 Path(p.onnx), Path(p.onnx_report), timings)
-    timings.write(Path(p.timings), "export-onnx")
-    tracking.record("export-onnx", cfg, Path(p.weights), {**report, **timings}, [Path(p.onnx), Path(p.onnx_report)])
+    tracking.record("export-onnx", cfg, Path(p.weights), report, [Path(p.onnx), Path(p.onnx_report)], timings)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,9 @@ from pokedex.train.train import train
 def main(cfg):
     run_dir = Path(cfg.paths.train_run)
     timings = Timings()
-    with tracking.training_run(cfg) as run:  # open before training: every epoch is logged
+    with tracking.training_run(cfg, timings) as run:  # open before training: every epoch is logged
         best = train(cfg, Path(cfg.paths.yolo_dataset), run_dir, run, timings)
-        run.log_metrics(timings)
         tracking.record_training(run, best, [best, run_dir / "results.csv"])
-    timings.write(Path(cfg.paths.timings), "train")
 
 
 if __name__ == "__main__":

@@ -16,15 +16,13 @@ def main(cfg):
     p = cfg.paths
     run_dir, dataset = Path(p.detector_run), Path(p.detect_dataset)
     timings = Timings()
-    with tracking.training_run(cfg, stage="train-detector") as run:
+    with tracking.training_run(cfg, timings, stage="train-detector") as run:
         best = train(detector_view(cfg), dataset, run_dir, run, timings)
-        run.log_metrics(timings)
         metrics = evaluate_detector(best, dataset, cfg.detector)
         Path(p.detector_metrics).parent.mkdir(parents=True, exist_ok=True)
         Path(p.detector_metrics).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         run.log_metrics(tracking.numbers(metrics, "detector/"))
         tracking.record_training(run, best, [best, run_dir / "results.csv", Path(p.detector_metrics)])
-    timings.write(Path(p.timings), "train-detector")
 
 
 if __name__ == "__main__":

@@ -22,12 +22,24 @@ from pokedex.core.mlflow_store import follow_moved_store
 from pokedex.core.process import SHELLS
 
 from .conftest import _nncase_missing, needs_nncase
-from .project_copy import TINY, commit, copy_project, identify
-from .project_copy import stage_env as _env
+from .project_copy import TINY, commit, copy_project, identify, stage_env
 from .tiny_clip import make_tiny_clip
 
 STAGES = ["ingest", "preprocess", "yolo-format", "detect-format", "train-detector", "train", "enroll", "evaluate", "clip",
           "export-onnx", "compile-kmodel"]
+
+
+# Test folders whose stages run with MLflow off (tests marked `untracked`): they check what DVC reruns and
+# writes; importing MLflow costs a tracking stage ~3 s, and tracking has tests of its own (test 1, the
+# experiment, multirun and kill tests, tests/test_tracking.py).
+UNTRACKED: set[Path] = set()
+
+
+def _env(home: Path) -> dict:
+    env = stage_env(home)
+    if home.parent in UNTRACKED:
+        env["POKEDEX_TRACKING"] = "off"
+    return env
 
 
 def _run(args: list[str], cwd: Path) -> str:
@@ -59,11 +71,17 @@ def _ran(output: str) -> list[str]:
     return [s for s in STAGES if f"Running stage '{s}'" in output]
 
 
+def _listing(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture
 def repo(request, tmp_path) -> Path:
     """A repository of its own for the test: a copy of the built tiny project (its outputs, DVC cache and MLflow
     store included) where the K210 compiler is installed, else the project unbuilt."""
     (tmp_path / "home").mkdir()
+    if request.node.get_closest_marker("untracked"):
+        UNTRACKED.add(tmp_path)
     if _nncase_missing():  # the tests that need the built DAG are skipped (needs_nncase)
         return copy_project(tmp_path / "repo", TINY)
     built = request.getfixturevalue("built")
@@ -161,6 +179,7 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(built, re
 
 
 @pytest.mark.slow
+@pytest.mark.untracked
 @needs_nncase  # the DAG must be up to date first, compile-kmodel included
 def test_the_detectors_params_rerun_its_stages_and_its_readers_never_the_classifier(repo):
     """detect-format, train-detector, evaluate (which reads its crops) and compile-kmodel (its kmodel) rerun."""
@@ -169,6 +188,7 @@ def test_the_detectors_params_rerun_its_stages_and_its_readers_never_the_classif
 
 
 @pytest.mark.slow
+@pytest.mark.untracked
 @needs_nncase  # the DAG must be up to date first, compile-kmodel included
 def test_new_splits_rerun_everything_after_the_data_stages(repo):
     compose_params(repo / "params.yaml", [*TINY, "data.split.seed=1"], root=repo)
@@ -189,6 +209,7 @@ def test_a_forced_repro_of_every_stage_gives_the_same_bytes(repo):
 
 
 @pytest.mark.slow
+@pytest.mark.untracked
 @needs_nncase  # runs the whole DAG, compile-kmodel included
 def test_dvc_exp_run_composes_conf_and_shows_experiments(repo):
     """`dvc exp run -S` composes conf/ with the overrides (DVC's Hydra integration) into params.yaml."""
@@ -293,6 +314,7 @@ def test_hydra_multirun_writes_each_job_into_its_sweep_dir_and_leaves_dvc_output
 
 
 @pytest.mark.slow
+@pytest.mark.untracked
 def test_stage_cli_overrides_and_user_errors(repo):
     """Ad-hoc Hydra overrides reach the stage; a user mistake is one sentence, exit code 2, no traceback."""
     env = _env(repo.parent / "home")
@@ -313,6 +335,7 @@ def test_stage_cli_overrides_and_user_errors(repo):
 
 
 @pytest.mark.slow
+@pytest.mark.untracked
 @needs_nncase  # runs the whole DAG, compile-kmodel included
 def test_bad_params_stop_a_stage_before_it_touches_its_outputs(repo):
     """Each mistake is one sentence naming the key, exit code 2, and the outputs DVC recorded stay as they were."""
@@ -412,6 +435,7 @@ def test_ctrl_c_a_second_writer_and_a_killed_dvc_repro_end_train_cleanly(repo):
 
 
 @pytest.mark.slow
+@pytest.mark.untracked
 def test_an_interrupted_training_resumes_to_its_planned_epochs_and_only_with_its_own_params(repo):
     compose_params(repo / "params.yaml", [*TINY, "train.epochs=40"], root=repo)
     _run(["dvc", "repro", "yolo-format"], repo)
@@ -448,6 +472,7 @@ def _mlflow_runs_all(repo: Path) -> list:
 
 
 @pytest.mark.slow
+@pytest.mark.untracked
 def test_params_changed_while_a_stage_runs_fail_it_instead_of_being_recorded(repo):
     """A refused `dvc exp run -S` has already rewritten params.yaml: the running stage must not let DVC record
     its outputs under the new value (dvc.lock and the run cache would then restore the wrong model)."""
@@ -468,14 +493,23 @@ def _compiling(repo: Path, stage: psutil.Process) -> bool:
     return any("nncase_worker.py" in " ".join(child.cmdline()) for child in stage.children(recursive=True))
 
 
+def _written_since(folder: Path, start: float) -> bool:
+    """An image of this run in the folder (the last run's are there until the stage clears the folder)."""
+    try:
+        return any(path.stat().st_mtime > start for path in folder.rglob("*.jpg"))
+    except FileNotFoundError:  # the stage is clearing the folder
+        return False
+
+
 # stage: (what makes its work last long enough to be caught, the moment to kill it)
 KILL_MOMENTS = {
     "preprocess": (["data.synthetic.images_per_class=300"],
-                   lambda repo, _: any((repo / "data" / "processed" / "images").rglob("*.jpg"))),
+                   lambda repo, stage: _written_since(repo / "data" / "processed" / "images", stage.create_time())),
     "train": (["train.epochs=300"], lambda repo, _: (repo / "models" / "train" / "results.csv").is_file()),
     "compile-kmodel": ([], _compiling),
 }
-KILL_STAGES = [pytest.param(stage, marks=needs_nncase) if stage == "compile-kmodel" else stage for stage in KILL_MOMENTS]
+KILL_STAGES = [pytest.param("preprocess", marks=pytest.mark.untracked), "train",  # train: its MLflow run ends KILLED
+               pytest.param("compile-kmodel", marks=[needs_nncase, pytest.mark.untracked])]
 
 
 @pytest.mark.slow
@@ -511,6 +545,7 @@ def test_a_stage_killed_mid_work_is_rebuilt_by_the_next_repro(repo, stage):
 
 
 @pytest.mark.slow
+@pytest.mark.untracked
 @needs_nncase  # runs the whole DAG, compile-kmodel included
 def test_push_then_a_fresh_clone_pulls_everything_and_reruns_nothing(repo):
     """The default remote (a folder beside the repository) round trip: push, clone, pull, nothing to redo;
@@ -533,10 +568,16 @@ def test_push_then_a_fresh_clone_pulls_everything_and_reruns_nothing(repo):
     assert not (clone / "deploy" / "k210").exists()
     _run(["dvc", "pull"], clone)
     for path in ("deploy/k210/model.kmodel", "models/model.onnx", "models/train/weights/best.pt",
-                 "data/yolo_dataset/data.yaml"):
+                 "data/yolo_dataset.tar"):
         assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
     assert "up to date" in _run(["dvc", "status"], clone)
     assert _ran(_run(["dvc", "repro"], clone)) == []
+    # the dataset folders are archives in DVC (pokedex.core.archive): `pokedex unpack` (make pull) lays them out
+    assert not (clone / "data" / "yolo_dataset").exists()
+    assert "data/yolo_dataset: unpacked" in _run(["pokedex", "unpack"], clone)
+    for folder in ("data/raw/all_pokemon", "data/processed/images", "data/yolo_dataset", "data/detect_dataset"):
+        assert _listing(clone / folder) == _listing(repo / folder), folder
+    assert "data/yolo_dataset: up to date" in _run(["pokedex", "unpack"], clone)
 
     _run(["dvc", "exp", "pull", "origin", "shared-exp"], clone)
     _run(["dvc", "exp", "apply", "shared-exp"], clone)
@@ -550,6 +591,7 @@ def test_push_then_a_fresh_clone_pulls_everything_and_reruns_nothing(repo):
 
 
 @pytest.mark.slow
+@pytest.mark.untracked
 def test_folder_source_through_dvc_reruns_from_ingest_when_photos_are_added(repo, tmp_path):
     """data=folder under DVC: the photo folder is a dependency of ingest, so adding a photo reruns the data
     stages; the rejects of both stages account for every file."""
@@ -571,15 +613,14 @@ def test_folder_source_through_dvc_reruns_from_ingest_when_photos_are_added(repo
     assert (repo / "data" / "yolo_dataset" / "classes.txt").read_text() == "Bulbasaur\nIvysaur\nVenusaur\n"
 
     assert _ran(_run(["dvc", "repro", "yolo-format"], repo)) == []
-    # preprocess depends on the raw index, not the raw folder: a hand-edited raw file is still seen (as ingest's
-    # output), DVC restores ingest's outputs from its run cache, and nothing after ingest reruns
+    # DVC tracks the raw folder as one archive; the folder is its view: a hand edit there is not an input (the
+    # photo folder is), and a stage reading the folder first restores it from the archive
     edited = repo / "data" / "raw" / "all_pokemon" / "0001" / "0.png"
     original = edited.read_bytes()
     Image.new("RGB", (40, 40), (0, 0, 0)).save(edited)
-    status = _run(["dvc", "status", "ingest"], repo)
-    assert "modified" in status and "data/raw/all_pokemon" in status, status
-    restored = _run(["dvc", "repro", "yolo-format"], repo)
-    assert "Stage 'ingest' is cached - skipping run, checking out outputs" in restored and _ran(restored) == []
+    assert "up to date" in _run(["dvc", "status", "--with-deps", "yolo-format"], repo)
+    restored = _run(["dvc", "repro", "--force", "--single-item", "preprocess"], repo)
+    assert "unpacked data/raw/all_pokemon from its archive" in restored and _ran(restored) == ["preprocess"]
     assert edited.read_bytes() == original and "up to date" in _run(["dvc", "status", "--with-deps", "yolo-format"], repo)
     row = f"0001/0.png,{len(original)},{hashlib.sha256(original).hexdigest()}"
     assert row in (repo / "data" / "raw" / "files.csv").read_text().splitlines()
@@ -590,6 +631,7 @@ def test_folder_source_through_dvc_reruns_from_ingest_when_photos_are_added(repo
 
 
 @pytest.mark.slow
+@pytest.mark.untracked
 def test_pokeapi_package_through_dvc_then_a_noop_repro_needs_neither_npm_nor_the_package(repo, tmp_path):
     """data=pokeapi with no root: the package (here one made with `npm pack <folder>`, offline) is fetched into
     the cache beside DVC's root; once built, `dvc repro` reruns nothing, even with the package and cache gone."""

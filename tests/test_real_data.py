@@ -202,8 +202,15 @@ def test_hf_cell_with_a_decompression_bomb_is_written_for_preprocess_to_refuse(t
 
 @pytest.fixture
 def hf_home(tmp_path, monkeypatch):
+    import datasets.config
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # datasets' own cache: never the user's home
+    # offline at once, not after the hub client's retries (~24 s): both libraries read the variable when first
+    # imported, which under xdist may be another test's doing
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
 
 
 def hf_rows(n_classes: int, per_split: dict[str, int], base: int) -> dict[str, dict[str, list]]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 from mlflow import MlflowClient
 
 from pokedex.core import mlflow_store, tracking
+from pokedex.core.timings import Timings
 from pokedex.evaluate.evaluate import evaluate
 from pokedex.train.train import train
 
@@ -43,7 +45,7 @@ def test_unavailable_store_warns_once_and_the_stage_goes_on(monkeypatch, caplog,
     (tmp_path / "w.pt").write_bytes(b"weights")
     with caplog.at_level(logging.WARNING, logger="pokedex.tracking"):
         tracking.record("evaluate", make_cfg("data=tiny"), tmp_path / "w.pt", {"top1": 1.0}, [tmp_path / "w.pt"])
-        with tracking.training_run(make_cfg("data=tiny")) as run:
+        with tracking.training_run(make_cfg("data=tiny", f"paths.timings={tmp_path}"), Timings()) as run:
             run.log_metrics({"a": 1.0})
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "MLflow tracking is off" in warnings[0].getMessage()
@@ -64,12 +66,14 @@ def test_tracking_can_be_turned_off(monkeypatch):
 
 @pytest.mark.slow
 def test_train_and_evaluate_log_into_one_run_named_after_the_experiment(store, tmp_path, tiny_dataset):
-    cfg = make_cfg("debug=quick", "train.epochs=2")
-    with tracking.training_run(cfg) as training:  # as stages/train.py runs it
-        best = train(cfg, tiny_dataset["yolo"], tmp_path / "train", training)
+    cfg = make_cfg("debug=quick", "train.epochs=2", f"paths.timings={tmp_path / 'timings'}")
+    timings = Timings()
+    with tracking.training_run(cfg, timings) as training:  # as stages/train.py runs it
+        best = train(cfg, tiny_dataset["yolo"], tmp_path / "train", training, timings)
         tracking.record_training(training, best, [best, tmp_path / "train" / "results.csv"])
     metrics = evaluate(best, tiny_dataset["yolo"], cfg.data.image_size, cfg.evaluate, tmp_path / "eval")
-    tracking.record("evaluate", cfg, best, metrics, [tmp_path / "eval" / "confusion_matrix.png"])
+    tracking.record("evaluate", cfg, best, metrics, [tmp_path / "eval" / "confusion_matrix.png"],
+                    Timings(latency_ms=1.5))
 
     client = MlflowClient(store)
     experiment = client.get_experiment_by_name("pokedex")
@@ -80,6 +84,10 @@ def test_train_and_evaluate_log_into_one_run_named_after_the_experiment(store, t
     assert [m.step for m in history] == [1, 2]
     assert {"train/loss", "lr/pg0", "best/metrics/accuracy_top1"} <= set(run.data.metrics)
     assert run.data.metrics["evaluate/top1"] == metrics["top1"]
+    # timings: in the run and in paths.timings, never in the metrics the stages write
+    assert run.data.metrics["train_s"] == timings["train_s"] > 0 and run.data.metrics["evaluate/latency_ms"] == 1.5
+    assert json.loads((tmp_path / "timings" / "train.json").read_text()) == timings
+    assert json.loads((tmp_path / "timings" / "evaluate.json").read_text()) == {"latency_ms": 1.5}
     files = {a.path for folder in ("train", "evaluate") for a in client.list_artifacts(run.info.run_id, folder)}
     assert files == {"train/best.pt", "train/results.csv", "evaluate/confusion_matrix.png"}
     assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()

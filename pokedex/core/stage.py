@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, open_dict
 
+from pokedex.core.archive import pack, stage_archives, unpacked
 from pokedex.core.checks import changed_params, check_params, read_params, stage_params
 from pokedex.core.errors import PokedexError
 from pokedex.core.hydra_job import multirun_job
@@ -74,7 +76,8 @@ def stage(*writes: str) -> Callable[[Callable[[DictConfig], object]], Callable[[
     `writes` names the keys of `paths:` the stage writes (its DVC outs), so that a multirun job can write them
     into its own directory. Around `func`: the params dvc.yaml lists for the stage are checked before any
     output is touched (pokedex.core.checks) and compared with params.yaml again at the end; one run at a time
-    writes those outputs; temporary files live in a scratch folder removed at the end (pokedex.core.process).
+    writes those outputs; temporary files live in a scratch folder removed at the end (pokedex.core.process);
+    the dataset folders whose archives dvc.yaml lists are unpacked before and packed after (pokedex.core.archive).
     A PokedexError (a mistake the user can fix) ends the run with its one-sentence message and exit code 2;
     Ctrl-C, SIGTERM or the end of the `dvc repro` that started the stage end it with one line and code 130.
     """
@@ -97,8 +100,16 @@ def _entrypoint(func: Callable[[DictConfig], object], writes: tuple[str, ...]) -
             check_params(cfg, watched, params_at_start)
             outputs = [Path(cfg.paths[key]) for key in writes]
             raise_if_stopped()
+            reads, packs = stage_archives(root, name)
             with output_locks(name, outputs, lock_dir(root)), scratch_dir():
+                for key in reads:  # dataset folders are views of the archives DVC tracks (pokedex.core.archive)
+                    if unpacked(Path(cfg.paths[key])):
+                        log.info("unpacked %s from its archive", cfg.paths[key])
+                for key in packs:  # as DVC removes a stage's outputs before it runs: no file of an old run stays
+                    shutil.rmtree(cfg.paths[key], ignore_errors=True)
                 func(cfg)
+                for key in packs:
+                    pack(Path(cfg.paths[key]))
             raise_if_stopped()
             changed = changed_params(params_at_start, read_params(root / "params.yaml"), watched)
             if changed and job is None:

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from pokedex.core import mlflow_store
 from pokedex.core.hydra_job import multirun_job
 from pokedex.core.process import pid_alive
+from pokedex.core.timings import Timings
 
 WEIGHTS_TAG = "pokedex.weights_md5"
 PROCESS_TAG = "pokedex.process"  # host:pid of the stage that opened the run
@@ -182,8 +183,9 @@ def open_run(stage: str, cfg: DictConfig, weights: Path | None = None) -> Run:
 
 
 @contextmanager
-def training_run(cfg: DictConfig, stage: str = "train") -> Iterator[Run]:
-    """A new run for a training stage, marked KILLED if training is interrupted, FAILED if it raises."""
+def training_run(cfg: DictConfig, timings: Timings, stage: str = "train") -> Iterator[Run]:
+    """A new run for a training stage, marked KILLED if training is interrupted, FAILED if it raises; at the end
+    the stage's timings go to the run and to paths.timings."""
     run = open_run(stage, cfg)
     try:
         yield run
@@ -193,7 +195,9 @@ def training_run(cfg: DictConfig, stage: str = "train") -> Iterator[Run]:
     except BaseException:
         run.end("FAILED")
         raise
+    run.log_metrics(timings)
     run.end("FINISHED")
+    timings.write(Path(cfg.paths.timings), stage)
 
 
 def record_training(run: Run, best: Path, artifacts: Iterable[Path]) -> None:
@@ -203,9 +207,13 @@ def record_training(run: Run, best: Path, artifacts: Iterable[Path]) -> None:
     run.log_artifacts(artifacts, folder="train")
 
 
-def record(stage: str, cfg: DictConfig, weights: Path, metrics: dict, artifacts: Iterable[Path]) -> None:
-    """What evaluate, export-onnx and compile-kmodel add to the run of the weights they used."""
+def record(stage: str, cfg: DictConfig, weights: Path, metrics: dict, artifacts: Iterable[Path],
+           timings: Timings | None = None) -> None:
+    """What evaluate, export-onnx, compile-kmodel (and the others that use trained weights) add to the run of
+    those weights: their metrics and timings (which also go to paths.timings, never into the metrics files)."""
+    if timings is not None:
+        timings.write(Path(cfg.paths.timings), stage)
     run = open_run(stage, cfg, weights)
-    run.log_metrics(numbers(metrics, f"{stage}/"))
+    run.log_metrics(numbers({**metrics, **(timings or {})}, f"{stage}/"))
     run.log_artifacts(artifacts, folder=stage)
     run.end("FINISHED")
