@@ -23,8 +23,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import yaml
-
+from pokedex.core.checks import dvc_stages
 from pokedex.core.errors import PokedexError
 from pokedex.core.io import file_digest
 
@@ -42,17 +41,15 @@ def stamp_of(folder: Path) -> Path:
     return folder.with_name(f".{folder.name}.unpacked.json")
 
 
+def _archive_keys(entries) -> list[str]:
+    names = [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
+    return [m.group(1) for m in map(ARCHIVE_DEP.match, names) if m]
+
+
 def stage_archives(root: Path, stage: str) -> tuple[list[str], list[str]]:
     """The `paths:` keys whose archives a dvc.yaml stage reads (deps) and writes (outs)."""
-    dvc_yaml = root / "dvc.yaml"
-    spec = ((yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages") or {}).get(stage) \
-        if dvc_yaml.is_file() else None
-
-    def keys(entries) -> list[str]:
-        names = [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
-        return [m.group(1) for m in map(ARCHIVE_DEP.match, names) if m]
-
-    return (keys(spec.get("deps")), keys(spec.get("outs"))) if spec else ([], [])
+    spec = dvc_stages(root).get(stage) or {}
+    return _archive_keys(spec.get("deps")), _archive_keys(spec.get("outs"))
 
 
 def _files(folder: Path) -> list[Path]:
@@ -131,8 +128,6 @@ def unpacked(folder: Path) -> bool:
     return True
 
 
-
 def archived_folders(root: Path, paths: dict[str, Path]) -> list[Path]:
     """Every dataset folder a stage of dvc.yaml packs, in the DAG's order (`paths` as project_paths gives)."""
-    spec = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}
-    return [paths[key] for stage in spec.get("stages") or {} for key in stage_archives(root, stage)[1]]
+    return [paths[key] for spec in dvc_stages(root).values() for key in _archive_keys(spec.get("outs"))]

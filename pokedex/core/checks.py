@@ -100,12 +100,17 @@ RULES: dict[str, Number] = {
 }
 
 
-def stage_params(root: Path, stage: str) -> list[str] | None:
-    """The params dvc.yaml lists for a stage (e.g. ['data.image_size', 'train']), or None if it is not there."""
+def dvc_stages(root: Path) -> dict[str, dict]:
+    """dvc.yaml's stages as written (`${...}` not resolved), by name; {} without a dvc.yaml."""
     dvc_yaml = root / "dvc.yaml"
     if not dvc_yaml.is_file():
-        return None
-    spec = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")).get("stages") or {}).get(stage)
+        return {}
+    return (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages") or {}
+
+
+def stage_params(root: Path, stage: str) -> list[str] | None:
+    """The params dvc.yaml lists for a stage (e.g. ['data.image_size', 'train']), or None if it is not there."""
+    spec = dvc_stages(root).get(stage)
     if spec is None:
         return None
     return [p for p in spec.get("params") or [] if isinstance(p, str)]
