@@ -73,14 +73,23 @@ def copy_project(repo: Path, overrides: list[str]) -> Path:
     return repo
 
 
+def stage_temp_dir(home: Path) -> Path:
+    """$TMPDIR of the stages run with stage_env(home)."""
+    folder = home.parent / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def stage_env(home: Path) -> dict:
-    """The venv first on PATH (DVC runs `python`), and an empty HOME to prove nothing is written there.
+    """The venv first on PATH (DVC runs `python`), an empty HOME to prove nothing is written there, and a
+    temporary folder of the test's own beside it (stage_temp_dir): a stage clears the scratch folders of dead
+    processes in $TMPDIR, so under xdist another test's stage would remove the one a test checks is left.
 
     No MLFLOW_TRACKING_URI: the stages use their default store, mlflow.db at the repository's root.
     """
     # SHELL as on CI (unset: DVC runs `sh -c cmd`, and dash stays between DVC and the stage; bash would exec).
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HOME=str(home),
-               SHELL="/bin/sh")
+               SHELL="/bin/sh", TMPDIR=str(stage_temp_dir(home)))
     # No POKEDEX_NNCASE_PYTHON either: the copy has no .venv-nncase, so it is found beside the running venv, as
     # for a queued experiment in DVC's temporary copy.
     for name in ("MLFLOW_TRACKING_URI", "DVC_EXP_NAME", "DVC_ROOT", "POKEDEX_NNCASE_PYTHON"):

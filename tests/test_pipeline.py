@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from pokedex.core.mlflow_store import follow_moved_store
 from pokedex.core.process import SHELLS
 
 from .conftest import _nncase_missing, needs_nncase
-from .project_copy import TINY, commit, copy_project, identify, stage_env
+from .project_copy import TINY, commit, copy_project, identify, stage_env, stage_temp_dir
 from .tiny_clip import make_tiny_clip
 
 STAGES = ["ingest", "preprocess", "yolo-format", "detect-format", "train-detector", "train", "enroll", "evaluate", "clip",
@@ -392,8 +391,8 @@ class Started:
         return "".join(self.lines)
 
 
-def _scratch_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("pokedex-scratch-*")}
+def _scratch_dirs(repo: Path) -> set[str]:
+    return {p.name for p in stage_temp_dir(repo.parent / "home").glob("pokedex-scratch-*")}
 
 
 @pytest.mark.slow
@@ -409,13 +408,13 @@ def test_ctrl_c_a_second_writer_and_a_killed_dvc_repro_end_train_cleanly(repo):
     assert second.returncode == 2
     assert f"models/train is being written by train (pid {train.process.pid}); wait for it" in second.stdout + second.stderr
     scratch = f"pokedex-scratch-{train.process.pid}"
-    assert scratch in _scratch_dirs()
+    assert scratch in _scratch_dirs(repo)
     train.process.send_signal(signal.SIGINT)
     out = train.end()
     assert train.process.returncode == 130 and "Traceback" not in out
     assert out.strip().splitlines()[-1] == ("train stopped by Ctrl-C; its outputs are incomplete and DVC records "
                                             "nothing: run it again to rebuild them.")
-    assert scratch not in _scratch_dirs()
+    assert scratch not in _scratch_dirs(repo)
     killed = [r for r in _mlflow_runs_all(repo) if r.data.tags.get("pokedex.process", "").endswith(f":{train.process.pid}")]
     assert [r.info.status for r in killed] == ["KILLED"]
 
@@ -531,13 +530,13 @@ def test_a_stage_killed_mid_work_is_rebuilt_by_the_next_repro(repo, stage):
     assert repro.process.returncode != 0
     assert stage in _run(["dvc", "status", stage], repo)
 
-    assert f"pokedex-scratch-{process.pid}" in _scratch_dirs()  # SIGKILL skips every cleanup
+    assert f"pokedex-scratch-{process.pid}" in _scratch_dirs(repo)  # SIGKILL skips every cleanup
 
     if stage == "train":  # the rebuild need not train 300 epochs
         compose_params(repo / "params.yaml", TINY, root=repo)
     _run(["dvc", "repro", "--force", "--single-item", stage], repo)  # forced: DVC could restore a run of these params from its cache
     assert "up to date" in _run(["dvc", "status", stage], repo)
-    assert f"pokedex-scratch-{process.pid}" not in _scratch_dirs()  # the next stage run removed it
+    assert f"pokedex-scratch-{process.pid}" not in _scratch_dirs(repo)  # the next stage run removed it
     if stage == "train":
         killed = [r for r in _mlflow_runs_all(repo) if r.data.tags.get("pokedex.process", "").endswith(f":{process.pid}")]
         assert [r.info.status for r in killed] == ["KILLED"]
