@@ -31,11 +31,9 @@ def _predict(args: argparse.Namespace) -> None:
     model = args.model or paths["weights"]
     classes = args.classes
     if classes is None and paths:
-        from pokedex.core.archive import archive_of, unpacked
+        from pokedex.core.archive import view
 
-        if archive_of(paths["yolo_dataset"]).is_file():  # after `dvc pull` the dataset is its archive only
-            unpacked(paths["yolo_dataset"])
-        classes = paths["yolo_dataset"] / "classes.txt"
+        classes = view(paths["yolo_dataset"]) / "classes.txt"
     enrolled = None
     if not args.no_enrolled:
         from pokedex.evaluate.openset import Enrolled

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pokedex.core.archive import archive_of, unpacked
+from pokedex.core.archive import view
 from pokedex.core.config import project_paths
 from pokedex.core.errors import PokedexError
 
@@ -300,9 +300,7 @@ img {{ max-width: 100%; }}
 def write_report(output: Path, repo: str = ".", names: list[str] | None = None) -> Path:
     experiments = load_experiments(repo, names)
     paths = project_paths(Path(repo).resolve())
-    if archive_of(paths["yolo_dataset"]).is_file():  # its test images are the thumbnails
-        unpacked(paths["yolo_dataset"])
-    thumbs = thumbnails(paths["yolo_dataset"] / "images")
+    thumbs = thumbnails(view(paths["yolo_dataset"]) / "images")  # its test images are the thumbnails
     dataset = paths["yolo_dataset"].relative_to(Path(repo).resolve()).as_posix()
     fill_thumbnails(thumbs, experiments, repo, f"{dataset}/images/test")
     matrix = (paths["eval_reports"] / "confusion_matrix.png").relative_to(Path(repo).resolve()).as_posix()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pokedex.core.archive import archive_of, archived_folders, pack, stage_archives, stamp_of, unpacked
+from pokedex.core.archive import archive_of, archived_folders, pack, stage_archives, stamp_of, unpacked, view
 from pokedex.core.errors import PokedexError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +62,19 @@ def test_a_view_is_unpacked_when_missing_or_stale_and_left_alone_when_current(tm
     shutil.copy2(pack(other), archive)  # `dvc checkout` of another commit's archive
     assert unpacked(folder) is True and _contents(folder) == _contents(other)
     assert not [p for p in tmp_path.iterdir() if "unpacking" in p.name]
+
+
+def test_a_folder_read_outside_a_stage_is_unpacked_only_when_it_has_an_archive(tmp_path):
+    """`pokedex predict` and `pokedex report` read the dataset through view(): after `dvc pull` it is the archive
+    only; a dataset from before archives (no .tar) is read as it is, not refused."""
+    old = _folder(tmp_path / "old")
+    expected = _contents(old)
+    assert view(old) == old and _contents(old) == expected and not archive_of(old).exists()
+
+    folder = _folder(tmp_path / "images")
+    pack(folder)
+    shutil.rmtree(folder)
+    assert view(folder) == folder and _contents(folder) == expected
 
 
 def test_a_missing_archive_is_one_sentence_naming_it_and_the_fix(tmp_path):

@@ -128,6 +128,14 @@ def unpacked(folder: Path) -> bool:
     return True
 
 
+def view(folder: Path) -> Path:
+    """`folder`, to be read outside a stage: unpacked first when it has an archive (after `dvc pull` a dataset is
+    its archive only); as it is otherwise (a dataset written before archives, or none at all)."""
+    if archive_of(folder).is_file():
+        unpacked(folder)
+    return folder
+
+
 def archived_folders(root: Path, paths: dict[str, Path]) -> list[Path]:
     """Every dataset folder a stage of dvc.yaml packs, in the DAG's order (`paths` as project_paths gives)."""
     return [paths[key] for spec in dvc_stages(root).values() for key in _archive_keys(spec.get("outs"))]
