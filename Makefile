@@ -11,26 +11,42 @@ NNCASE_VENV ?= .venv-nncase
 PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10; do \
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && echo $$p && break; done)
 
-.PHONY: setup run pull test test-fast params exps report mlflow-ui clean
+.PHONY: setup lock run pull test test-fast params exps report mlflow-ui clean
 
 setup: $(VENV)/.installed $(NNCASE_VENV)/.installed
 
-# torch/torchvision first and pinned (an unpinned `pip install ultralytics` would pull another torch).
-$(VENV)/.installed: pyproject.toml
+# Every package at the exact version in the lock (one resolution, made by `make lock`), then the project itself:
+# a fresh clone gets the numpy, pillow, opencv and torch that made the committed data and models.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-$(NNCASE_VENV)/.installed:
+$(NNCASE_VENV)/.installed: requirements-nncase.lock
 ifeq ($(PYTHON310),)
 	@echo "note: Python 3.10 not found; K210 compilation (nncase) will be unavailable until it is installed."
 else
 	$(PYTHON310) -m venv $(NNCASE_VENV)
-	$(NNCASE_VENV)/bin/pip install --quiet nncase==1.9.0.20230322 'numpy<2'
+	$(NNCASE_VENV)/bin/pip install --quiet -r requirements-nncase.lock
 	touch $@
 endif
+
+# Resolve pyproject.toml (and nncase) afresh in throwaway venvs and write both locks; commit them with what
+# `dvc repro` then gives (new package versions can change data bytes and metrics).
+NNCASE_REQUIREMENTS := nncase==1.9.0.20230322 'numpy<2'
+lock:
+	rm -rf .venv-lock .venv-lock-nncase
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet -e '.[dev]'
+	{ echo "# Every package of .venv at an exact version (Linux x86-64, CPython 3.11), made by \`make lock\`: do not edit by hand."; \
+	  .venv-lock/bin/pip freeze --all --exclude-editable; } > requirements.lock
+	$(PYTHON310) -m venv .venv-lock-nncase
+	.venv-lock-nncase/bin/pip install --quiet $(NNCASE_REQUIREMENTS)
+	{ echo "# .venv-nncase (CPython 3.10: nncase 1.x, the K210 compiler) at exact versions, made by \`make lock\`."; \
+	  .venv-lock-nncase/bin/pip freeze --all; } > requirements-nncase.lock
+	rm -rf .venv-lock .venv-lock-nncase
 
 run: setup
 	$(BIN)/dvc repro

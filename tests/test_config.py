@@ -43,7 +43,10 @@ def test_default_data_is_real_pokemon_and_the_synthetic_configs_stay():
     default = make_cfg().data
     assert list(default.source) == ["pokeapi", "pokesprite"] and default.num_classes >= 905
     assert default.split.group_by == "animation" and default.pokesprite.folders == ["pokemon-gen8", "pokemon-gen7x"]
-    assert len(default.pokeapi.folders) == 8 and all("animated" in f for f in default.pokeapi.folders)
+    animated = [f for f in default.pokeapi.folders if "animated" in f]
+    assert len(animated) == 8 and [f for f in default.pokeapi.folders if f not in animated] == \
+        ["other/dream-world", "other/dream-world/female"]  # every drawing that installs
+    assert list(default.split.train_only) == ["other-dream-world"]  # a species' one piece of art trains
     assert make_cfg("data=synthetic").data.synthetic.num_classes >= 50
     assert make_cfg("data=synthetic_1025").data.synthetic.num_classes == 1025
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pokedex.core.errors import PokedexError
-from pokedex.deploy.k210 import compile_kmodel, nncase_python, parse_memory_summary, simulate
+from pokedex.deploy.k210 import clear_reserved_bits, compile_kmodel, nncase_python, parse_memory_summary, simulate
 
 from .conftest import needs_nncase
 
@@ -33,6 +33,25 @@ def test_missing_nncase_python_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("POKEDEX_NNCASE_PYTHON", str(tmp_path / "python3.10"))
     with pytest.raises(PokedexError, match=r"install Python 3.10 .* run `make setup`"):
         nncase_python()
+
+
+def _activation_table(x_starts: list[int], garbage: int) -> np.ndarray:
+    """16 KPU activation segment words as nncase lays them out (shift 8 bits, mul 16 bits, x_start 36 bits,
+    4 reserved bits at the top, here filled with `garbage`), then the two bias words."""
+    words = [(garbage << 60) | ((x & (2**36 - 1)) << 24) | (7 << 8) | 3 for x in x_starts]
+    words[0] = (garbage << 60) | (0x800000000 << 24)  # nncase's first segment: from the lowest x, mul 0, shift 0
+    return np.array(words + [0x0102030405060708, 0x1112131415161718], dtype="<u8")
+
+
+def test_reserved_bits_of_activation_tables_are_cleared_and_nothing_else():
+    ascending = [-(2**35)] + list(range(-700, 800, 100))
+    table = _activation_table(ascending, garbage=0xA)
+    not_a_table = _activation_table([-(2**35)] + list(range(800, -700, -100)), garbage=0xA)  # x must not decrease
+    kmodel = b"LDMK" + bytes(4) + table.tobytes() + not_a_table.tobytes() + b"tail"
+    cleared, tables = clear_reserved_bits(kmodel)
+    assert tables == 1 and len(cleared) == len(kmodel) and cleared.endswith(b"tail")
+    assert cleared == b"LDMK" + bytes(4) + _activation_table(ascending, 0).tobytes() + not_a_table.tobytes() + b"tail"
+    assert clear_reserved_bits(cleared) == (cleared, 1)
 
 
 def _colour_images(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +100,8 @@ def test_constructed_classifier_agrees_between_onnxruntime_and_the_k210_simulato
     kmodel = tmp_path / "model.kmodel"
     memory = compile_kmodel(Path("..") / "model.onnx", calibration, kmodel, method="no_clip")
     assert kmodel.read_bytes()[:4] == b"LDMK" and memory["total"] >= memory["model"] > 0
+    # one activation table per KPU layer (both convolutions and the linear layer), reserved bits cleared
+    assert clear_reserved_bits(kmodel.read_bytes()) == (kmodel.read_bytes(), 3)
     assert memory["input"] == 3 * 32 * 32  # uint8 camera input
 
     kmodel_out = simulate(Path("..") / "model.kmodel", images)

@@ -19,7 +19,7 @@ from PIL import Image
 from pokedex.core.errors import PokedexError
 from pokedex.data.classes import read_class_table
 from pokedex.data.ingest import ingest
-from pokedex.data.preprocess import MAX_PIXELS, Processed, preprocess
+from pokedex.data.preprocess import MAX_PIXELS, Processed, preprocess, read_manifest
 from pokedex.data.scenes import SCENE_TEST, TRAIN, background, foreground_mask, scene_image
 from pokedex.data.sources import cache_dir
 from pokedex.data.sources.pokeapi import fetch_package, file_integrity
@@ -58,7 +58,7 @@ def test_tree_gives_distinct_frames_per_animation_and_every_file_is_accounted_fo
     reasons = {r["source"]: r["reason"] for r in read_rows(rejects)}
     assert reasons[f"{GEN5}/10001.gif"].startswith("PokeAPI alternate-form id 10001")
     assert reasons[f"{GEN5}/back/substitute.gif"].startswith("not named by a species number")
-    assert reasons[f"{GEN5}/4.txt"].startswith("not a raster image")
+    assert reasons[f"{GEN5}/4.txt"].startswith("not an image (.txt: neither raster nor SVG)")
     assert reasons[f"{GEN5}/3-broken.gif"].startswith(("truncated or corrupt", "not an image"))
     assert reasons[f"{GEN5}/back/3-ghost.gif"].startswith("nothing visible")
     files = sum(1 for view in VIEWS + [GEN5 + "/female"] for p in (root / "sprites/pokemon" / view).iterdir() if p.is_file())
@@ -120,6 +120,67 @@ def test_no_animation_straddles_two_splits_and_evaluate_can_say_what_test_holds(
     write_yolo_dataset(processed / "manifest.csv", processed / "images", tmp_path / "classes.csv", yolo,
                        pokeapi_cfg("data.split.group_by=image").data.split)
     assert summarize_test_split(yolo)["test_groups_seen_in_training"] > 0
+
+
+DREAM_WORLD = "other/dream-world"
+
+
+def dream_world_svg(dex: int, width: int = 60, height: int = 90) -> str:
+    """A tall drawing in the Dream World files' shape: an SVG with a viewBox, filled paths, an outline."""
+    hue = ["#e33", "#3a3", "#33e", "#ec3"][dex % 4]
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}"><ellipse cx="{width / 2}" cy="{height / 2}" rx="{width / 3}" '
+            f'ry="{height / 3}" fill="{hue}" stroke="#111" stroke-width="2"/>'
+            f'<circle cx="{width / 2}" cy="{height / 3}" r="{dex + 2}" fill="#fff"/></svg>')
+
+
+def test_dream_world_svgs_are_drawn_train_only_and_every_file_is_accounted_for(tmp_path):
+    """SVGs beside the sprites: drawn at data.pokeapi.svg_size, in the training split only (the sprites split as
+    without them), a broken or empty SVG rejected with its reason."""
+    root = sprite_tree(tmp_path / "clone", species=(1, 2, 3, 4))
+    art = root / "sprites/pokemon" / DREAM_WORLD
+    (art / "female").mkdir(parents=True)
+    for dex in (1, 2, 3, 4):
+        (art / f"{dex}.svg").write_text(dream_world_svg(dex), encoding="utf-8")
+    (art / "female" / "3.svg").write_text(dream_world_svg(3, width=80), encoding="utf-8")
+    (art / "5-broken.svg").write_text(dream_world_svg(1)[:70], encoding="utf-8")  # cut off mid-element
+    (art / "6.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>', encoding="utf-8")
+    folders = f"data.pokeapi.folders=[{','.join(VIEWS + [DREAM_WORLD, DREAM_WORLD + '/female'])}]"
+    cfg = pokeapi_cfg(f"data.pokeapi.root={root}", folders, "data.pokeapi.svg_size=64")
+    raw, processed = tmp_path / "raw", tmp_path / "processed"
+    ingest(cfg.data, raw, tmp_path / "classes.csv", tmp_path / "ingest_rejects.csv")
+
+    drawn = sorted(p.relative_to(raw).as_posix() for p in raw.rglob("other-dream-world*"))
+    assert drawn == ["0001/other-dream-world.1~000.png", "0002/other-dream-world.2~000.png",
+                     "0003/other-dream-world-female.3~000.png", "0003/other-dream-world.3~000.png",
+                     "0004/other-dream-world.4~000.png"]
+    with Image.open(raw / drawn[0]) as img:  # drawn 64 px tall: the ellipse, 2/3 of it, is 44 px with its outline
+        assert img.mode == "RGBA" and img.width == img.height == round(44 * 1.16)  # cropped, margin added
+        assert img.getpixel((img.width // 2, img.height // 2))[3] == 255 and img.getpixel((0, 0))[3] == 0
+    reasons = {r["source"]: r["reason"] for r in read_rows(tmp_path / "ingest_rejects.csv")}
+    assert reasons[f"{DREAM_WORLD}/5-broken.svg"].startswith("SVG that cannot be drawn")
+    assert reasons[f"{DREAM_WORLD}/6.svg"].startswith("nothing visible")
+    assert sum(1 for p in art.rglob("*.svg")) == len(drawn) + 2  # every SVG drawn or rejected
+
+    preprocess(raw, processed / "images", processed / "manifest.csv", processed / "rejects.csv", size=32,
+               quality=95, workers=1, min_size=16, max_pixels=MAX_PIXELS)
+    yolo = tmp_path / "yolo"
+    write_yolo_dataset(processed / "manifest.csv", processed / "images", tmp_path / "classes.csv", yolo, cfg.data.split)
+    split_of = {r["source"]: r["split"] for r in read_rows(yolo / "splits.csv")}
+    assert {split_of[source] for source in drawn} == {"train"}
+    sprites = [rec for rec in read_manifest(processed / "manifest.csv") if "dream-world" not in rec.source]
+    without_art = {rec.source: name for parts in assign_splits(sprites, cfg.data.split).values()
+                   for name, recs in parts.items() for rec in recs}
+    assert {s: split for s, split in split_of.items() if s not in drawn} == without_art, "sprites split as before"
+    with pytest.raises(PokedexError, match="data.split.train_only holds an empty name"):
+        assign_splits(records(1, {"a": 3}), pokeapi_cfg("data.split.train_only=['']").data.split)
+
+
+def test_an_svg_is_drawn_the_same_every_time():
+    from pokedex.data.sources.pokeapi import render_svg
+
+    first, second = (render_svg(dream_world_svg(2).encode(), 48) for _ in range(2))
+    assert first.size == (32, 48) and first.tobytes() == second.tobytes()
 
 
 def records(dex: int, groups: dict[str, int]) -> list[Processed]:

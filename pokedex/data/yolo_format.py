@@ -94,13 +94,17 @@ def assign_splits(records: list[Processed], split: DictConfig) -> dict[int, dict
     With `data.split.group_by=animation` the shuffle and the 70/15/15 are over each class's groups (all frames
     of one animation), so no animation straddles two splits; with single-image groups this is the plain
     per-image split. A species with too few groups to be tested trains only (split_groups); when no species
-    at all can be tested, the stage stops with the list of them.
+    at all can be tested, the stage stops with the list of them. Pictures whose raw name holds one of
+    `data.split.train_only` (the Dream World art) train, outside the shuffle, so the others split as before.
     """
     keep = bool(split.get("source_splits", False))
     fractions = None if keep else check_fractions(split)
     group_by = str(split.get("group_by", "image"))
     if group_by not in GROUPINGS:
         raise PokedexError(f"data.split.group_by={group_by!r} is not one of {', '.join(GROUPINGS)}.")
+    train_only = [str(part) for part in split.get("train_only") or []]
+    if any(not part for part in train_only):
+        raise PokedexError("data.split.train_only holds an empty name, which every picture holds; remove it.")
     by_class: dict[int, list[Processed]] = defaultdict(list)
     for rec in records:
         by_class[rec.dex_id].append(rec)
@@ -118,10 +122,15 @@ def assign_splits(records: list[Processed], split: DictConfig) -> dict[int, dict
                 parts[name].append(rec)
         else:
             groups: dict[str, list[Processed]] = {}
+            always_train = []
             for rec in items:  # groups in the order of their first image: singletons keep the per-image order
-                groups.setdefault(group_of(rec.source, group_by), []).append(rec)
+                if any(part in Path(rec.source).name for part in train_only):
+                    always_train.append(rec)
+                else:
+                    groups.setdefault(group_of(rec.source, group_by), []).append(rec)
             rng = np.random.default_rng([int(split.seed), dex_id])
             parts = split_groups(list(groups.values()), fractions, rng)
+            parts["train"] = parts["train"] + always_train
         if any(not parts.get(name) for name in SPLITS):
             short.append(f"{dex_id:04d} ({len(items)})")
         result[dex_id] = parts

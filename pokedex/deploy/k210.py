@@ -41,26 +41,41 @@ def nncase_python() -> Path:
     return python
 
 
-# ADDR_NO_RANDOMIZE (linux/personality.h): nncase 1.9 leaves stack bits in reserved fields of a kmodel (the top
-# nibble of each batchnorm word); with the same addresses, environment and arguments they are the same bits.
-NO_ADDRESS_RANDOMIZATION = 0x0040000
+# a fixed, minimal environment: nothing from the caller's shell changes what nncase writes
 WORKER_ENV = {"PATH": os.defpath, "LC_ALL": "C"}
 
+# nncase 1.9 builds each KPU activation table (16 segment words, then two words of biases) on the stack without
+# clearing it, so the 4 reserved bits at the top of each segment word hold whatever the stack held: they differ
+# between runs and machines. The KPU ignores them; they are cleared after compiling, so one ONNX and one
+# calibration set give one kmodel on every machine. A table is recognised by its shape: 8-byte words whose first
+# segment starts at the lowest 36-bit x (nncase writes it as {x_start=0x800000000, mul=0, shift=0}) and whose 16
+# segment starts (bits 24-59, signed) never decrease.
+RESERVED_BITS = np.uint64(0xF000_0000_0000_0000)
+FIRST_SEGMENT = np.uint64(0x0800_0000_0000_0000)
+SEGMENTS = 16
 
-def _same_addresses() -> None:
-    """Run between fork and exec of the worker: no address space randomisation for it (Linux only)."""
-    import ctypes
 
-    libc = ctypes.CDLL(None)
-    libc.personality(NO_ADDRESS_RANDOMIZATION | (libc.personality(0xFFFFFFFF) & 0xFFFFFFFF))
+def clear_reserved_bits(kmodel: bytes) -> tuple[bytes, int]:
+    """The kmodel with the reserved bits of every KPU activation table cleared, and how many tables it found."""
+    words = np.frombuffer(kmodel[: len(kmodel) // 8 * 8], dtype="<u8").copy()
+    tables = 0
+    for start in np.flatnonzero((words & ~RESERVED_BITS) == FIRST_SEGMENT):
+        segment = words[start:start + SEGMENTS]
+        if len(segment) < SEGMENTS:
+            continue
+        x_start = ((segment >> np.uint64(24)) & np.uint64(2**36 - 1)).astype(np.int64)
+        x_start = np.where(x_start >= 2**35, x_start - 2**36, x_start)
+        if (np.diff(x_start) >= 0).all():
+            words[start:start + SEGMENTS] &= ~RESERVED_BITS
+            tables += 1
+    return words.tobytes() + kmodel[len(words) * 8:], tables
 
 
 def _run(args: list[str], work: Path) -> str:
-    """The worker on files in `work`, named by the same relative paths every time, so the same inputs compile
-    to the same kmodel bytes; nncase also writes kmodel_info.txt there."""
+    """The worker on files in `work` (nncase also writes kmodel_info.txt there)."""
     shutil.copyfile(WORKER, work / WORKER.name)
     done = subprocess.run([str(nncase_python()), WORKER.name, *args], capture_output=True, text=True, cwd=work,
-                          env=WORKER_ENV, preexec_fn=_same_addresses if sys.platform.startswith("linux") else None)
+                          env=WORKER_ENV)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise PokedexError(f"nncase failed ({args[0]}): {tail[0]}")
@@ -85,8 +100,9 @@ def compile_kmodel(onnx: Path, calibration: np.ndarray, out: Path, method: str,
         np.save(work / "calib.npy", np.ascontiguousarray(calibration, dtype=np.uint8))
         stdout = _run(["compile", "model.onnx", "calib.npy", "model.kmodel", "--method", method,
                        "--mean", *map(str, mean), "--std", *map(str, std)], work)
+        kmodel, _ = clear_reserved_bits((work / "model.kmodel").read_bytes())
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(work / "model.kmodel", out)
+        out.write_bytes(kmodel)
     return parse_memory_summary(stdout)
 
 

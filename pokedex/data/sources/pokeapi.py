@@ -8,11 +8,13 @@ from it. The package is read straight from its tarball; nothing else of it is un
 Only the files directly inside the folders listed in `data.pokeapi.folders` (relative to `sprites/pokemon/`)
 are read. Each is named `{id}.ext` or `{id}-{form}.ext`; forms belong to their species. An animated GIF gives
 `data.pokeapi.frames_per_animation` distinct frames spread over the animation (exact repeats dropped before
-choosing); a static image gives itself. Every picture is cropped to its visible pixels (on a transparent square
+choosing); a static image gives itself; an SVG (the Dream World art in `other/dream-world/`) is rendered by
+resvg (a self-contained wheel, no system library) with its longer side `data.pokeapi.svg_size` pixels and no
+system fonts, so it renders alike on every machine. Every picture is cropped to its visible pixels (on a transparent square
 with a small margin) and written as PNG to `raw/NNNN/{folder}.{name}~{frame:03d}.png`: the part before `~` names
 its animation, so that yolo-format can keep all frames of one animation in one split. Every other file ends in
 the ingest rejects with its reason: PokeAPI's alternate-form ids (above 10000, no species number), names that
-are no species (`substitute.gif`), files that are no raster image, corrupt images, frames with nothing visible.
+are no species (`substitute.gif`), files that are no image, corrupt images or SVGs, frames with nothing visible.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ SPRITES = "sprites/pokemon"
 SPECIES_NAME = re.compile(r"^(\d+)(?:-([A-Za-z0-9-]+))?$")  # 25, 201-a, 351-rainy
 ALTERNATE_FORM_IDS = 10000  # PokeAPI numbers alternate forms 10001+: no species number in the name
 RASTER = {".gif", ".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+VECTOR = ".svg"
 GROUP_SEPARATOR = "~"  # raw name `{animation}~{frame}.png`: what comes before it is the animation (the split group)
 MARGIN = 0.08  # transparent border around the visible pixels, as a fraction of the longer side
 ALTERNATIVES = ("set data.pokeapi.root to a clone of PokeAPI/sprites or an unpacked package, or use data=folder "
@@ -121,6 +124,17 @@ def species_id(stem: str) -> int | str:
     return dex
 
 
+def render_svg(data: bytes, size: int) -> Image.Image:
+    """An SVG drawn in RGBA with its longer side `size` pixels (raises on an SVG that resvg cannot read)."""
+    import resvg_py
+
+    svg = data.decode("utf-8")
+    natural = Image.open(io.BytesIO(bytes(resvg_py.svg_to_bytes(svg_string=svg, skip_system_fonts=True))))
+    side = {"width": size} if natural.width >= natural.height else {"height": size}
+    drawn = resvg_py.svg_to_bytes(svg_string=svg, skip_system_fonts=True, **side)
+    return Image.open(io.BytesIO(bytes(drawn))).convert("RGBA")
+
+
 def distinct_frames(img: Image.Image) -> list[tuple[int, Image.Image]]:
     """(index, RGBA frame) of every frame that is not an exact repeat of an earlier one."""
     seen, frames = set(), []
@@ -163,7 +177,8 @@ def folder_label(folder: str) -> str:
     return folder.replace("/", "-")
 
 
-def ingest_file(item: tuple[str, str, bytes | Path], raw_dir: Path, num_classes: int, frames: int) -> FileResult:
+def ingest_file(item: tuple[str, str, bytes | Path], raw_dir: Path, num_classes: int, frames: int,
+                svg_size: int = 256) -> FileResult:
     folder, name, content = item
     result = FileResult(f"{folder}/{name}")
     suffix = Path(name).suffix.lower()
@@ -174,13 +189,16 @@ def ingest_file(item: tuple[str, str, bytes | Path], raw_dir: Path, num_classes:
     if dex > num_classes:
         result.skipped = True
         return result
-    if suffix not in RASTER:
-        result.reject = f"not a raster image ({suffix or 'no extension'})"
+    if suffix not in RASTER | {VECTOR}:
+        result.reject = f"not an image ({suffix or 'no extension'}: neither raster nor SVG)"
         return result
     try:
         data = content.read_bytes() if isinstance(content, Path) else content
-        with Image.open(io.BytesIO(data)) as img:
-            candidates = distinct_frames(img)
+        if suffix == VECTOR:
+            candidates = [(0, render_svg(data, svg_size))]
+        else:
+            with Image.open(io.BytesIO(data)) as img:
+                candidates = distinct_frames(img)
     except PermissionError:
         result.reject = "cannot be read: permission denied"
         return result
@@ -188,7 +206,8 @@ def ingest_file(item: tuple[str, str, bytes | Path], raw_dir: Path, num_classes:
         result.reject = "not an image (no known image format)"
         return result
     except Exception as exc:  # noqa: BLE001 - corrupt data raises many types; each is a reject, not a crash
-        result.reject = f"truncated or corrupt image: {type(exc).__name__}: {exc}"
+        what = "SVG that cannot be drawn" if suffix == VECTOR else "truncated or corrupt image"
+        result.reject = f"{what}: {type(exc).__name__}: {exc}"
         return result
     result.frames_seen = len(candidates)
     visible = [(i, crop) for i, frame in candidates if (crop := crop_to_visible(frame)) is not None]
@@ -215,9 +234,11 @@ class PokeapiResult(IngestResult):
 
 def ingest(data: DictConfig, raw_dir: Path) -> PokeapiResult:
     cfg, num_classes = data.pokeapi, int(data.num_classes)
-    frames = int(cfg.frames_per_animation)
+    frames, svg_size = int(cfg.frames_per_animation), int(cfg.get("svg_size", 256))
     if frames < 1:
         raise PokedexError(f"data.pokeapi.frames_per_animation={frames} must be at least 1.")
+    if svg_size < 16:
+        raise PokedexError(f"data.pokeapi.svg_size={svg_size} is too small to draw a Pokémon; use 16 or more (256).")
     if not cfg.folders:
         raise PokedexError("data.pokeapi.folders is empty; list sprite folders relative to sprites/pokemon/.")
     root = Path(cfg.root).expanduser() if cfg.get("root") else None
@@ -227,7 +248,7 @@ def ingest(data: DictConfig, raw_dir: Path) -> PokeapiResult:
     tarball = None if root is not None else fetch_package(str(cfg.package), str(cfg.integrity or ""), cache_dir())
     start = time.perf_counter()
     items = list(folder_files(root, tarball, list(cfg.folders)))
-    work = functools.partial(ingest_file, raw_dir=raw_dir, num_classes=num_classes, frames=frames)
+    work = functools.partial(ingest_file, raw_dir=raw_dir, num_classes=num_classes, frames=frames, svg_size=svg_size)
     result = PokeapiResult(num_classes=num_classes, files=len(items))
     for done in parallel_map(work, items, total=len(items), workers=data.workers, desc="ingest (pokeapi)"):
         result.frames_seen += done.frames_seen
