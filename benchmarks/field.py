@@ -6,9 +6,10 @@
 
 Prints, for each folder, pictures, species, top-1 and top-5 (a species the model was not trained on counts as
 wrong) and, with `--crop`, the same on each picture cut to its Pokémon's box (`NNNN/<stem>.txt`, YOLO format,
-made square with an 8 % margin: what an ideal detector would hand the classifier); with `--detector`, the same on
-each picture cut to the best box the detector finds (`found`: how many it found a Pokémon in; where it finds
-none, the answer is "no Pokémon", which counts as wrong). With the enroll stage's
+made square with an 8 % margin: what an ideal detector would hand the classifier); with `--detector`, the same
+through the detector as plain `pokedex predict` answers: the box around what it finds, cut out, or the whole
+picture, whichever the classifier is surer of (`found`: how many it found a Pokémon in; where it finds none,
+the whole picture answers). With the enroll stage's
 calibration (`--enrolled`, a .pt model only; default: models/enrolled when it exists) also how many answers
 are accepted (not "no Pokémon") and the top-1 among them. `--sheet DIR` writes DIR/<folder>.png: the worst
 species (lowest top-1), one row each: the picture, the model's answer, the right answer (a training picture of
@@ -83,7 +84,7 @@ def main() -> None:
     ways = [("", False, None)] + [(" cut to its box", True, None)] * args.crop
     if args.detector:
         detector = load_model(args.detector)
-        ways.append((" cut to the detected box", False, box_finder(detector, trained_size(detector, 128), args.conf)))
+        ways.append((" through the detector", False, box_finder(detector, trained_size(detector, 128), args.conf)))
     for folder in args.field:
         for suffix, crop, find_box in ways:
             scored = score_folder(model, folder, imgsz, crop, enrolled, find_box=find_box)

@@ -46,7 +46,7 @@ def _predict(args: argparse.Namespace) -> None:
         detector = detector if detector is not None and (args.detector or detector.is_file()) else None
     unreadable = total = 0
     for image, ranked in predict(args.images, model, classes, args.imgsz, args.top, enrolled=enrolled,
-                                 detector=detector, conf=args.conf):
+                                 detector=detector, conf=args.conf, each_box=args.each_box):
         total += 1
         if isinstance(ranked, str):
             unreadable += 1
@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
                         "paths.detector_weights of params.yaml, when it exists and --model is not given)")
     p.add_argument("--conf", type=float, default=0.25, help="the detector's score threshold (default: %(default)s)")
     p.add_argument("--whole", action="store_true", help="classify each whole picture, without the detector")
+    p.add_argument("--each-box", action="store_true",
+                   help="answer every box the detector finds on its own (several Pokémon in a picture), instead of "
+                        "one answer per picture from the whole picture or the detector's crop, whichever is surer")
     p.set_defaults(func=_predict)
 
     n = sub.add_parser("enroll", help="add a species from a few pictures (data/enroll/NNNN/), then `dvc repro enroll`")

@@ -3,8 +3,11 @@
 With the enroll stage's output (models/enrolled/) and a .pt classifier, enrolled species are ranked with the
 trained classes and an image far from every known species is answered "(no Pokémon)" (pokedex/evaluate/openset.py).
 
-With the one-class detector (models/detector/, pokedex/train/detector.py), each box it finds is cut out (made square
-with a margin) and classified: one answer per Pokémon in the picture, and "(no Pokémon)" when it finds none.
+With the one-class detector (models/detector/, pokedex/train/detector.py), one answer per picture: the box around
+what it finds is cut out (made square with a margin) and the answer comes from that crop or from the whole
+picture, whichever the classifier is surer of (pokedex/evaluate/views.py: a Pokémon that fills the picture is
+often found as parts); where it finds nothing, from the whole picture. `each_box` answers every box on its
+own instead (several Pokémon in one picture), and "(no Pokémon)" where it finds none.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from pokedex.data.classes import class_label, national_dex
 from pokedex.data.preprocess import MAX_PIXELS, decode
 from pokedex.evaluate.evaluate import NO_DETECTION, NO_DETECTION_LABEL
 from pokedex.evaluate.openset import NO_POKEMON, Enrolled, logits_and_embedding
-from pokedex.train.detector import detect
+from pokedex.evaluate.views import crop_is_surer
+from pokedex.train.detector import box_finder, detect
 from pokedex.train.load import load_model
 from pokedex.train.ultra import trained_size
 
@@ -63,9 +67,10 @@ def open_model(model_path: Path):
 
 def predict(images: list[Path], model_path: Path, classes_file: Path | None, imgsz: int | None = None, top: int = 5,
             max_pixels: int = MAX_PIXELS, enrolled: Enrolled | None = None, detector: Path | None = None,
-            conf: float = 0.25) -> Iterator[tuple[str, list[tuple[str, float]] | str]]:
-    """For each image (or, with `detector`, each Pokémon the detector finds in it: "image [box x0,y0,x1,y1 score]"),
-    its `top` (label, score) pairs, best first, or the reason it could not be read.
+            conf: float = 0.25, each_box: bool = False) -> Iterator[tuple[str, list[tuple[str, float]] | str]]:
+    """For each image, its `top` (label, score) pairs, best first, or the reason it could not be read. With
+    `detector`, the image's name says which view answered ("image [box x0,y0,x1,y1]" or "image [whole
+    picture]"); with `each_box` too, every box the detector finds is answered ("image [box x0,y0,x1,y1 score]").
 
     The model and the paths are checked at once; images are decoded as preprocess decodes them (so a 48 KB
     PNG declaring 20000x20000 pixels is refused from its header, never decoded) and predicted one by one.
@@ -82,8 +87,9 @@ def predict(images: list[Path], model_path: Path, classes_file: Path | None, img
         if found_by.task != "detect":
             raise PokedexError(f"--detector {detector} is not a detection model; pass models/detector/weights/best.pt, "
                                "or classify whole pictures (--whole).")
-        find = functools.partial(detect, found_by, imgsz=trained_size(found_by, 128), conf=conf)
-    return _predictions(model, files, classes_file, imgsz, top, max_pixels, enrolled, find)
+        size = trained_size(found_by, 128)
+        find = functools.partial(detect, found_by, imgsz=size, conf=conf) if each_box else box_finder(found_by, size, conf)
+    return _predictions(model, files, classes_file, imgsz, top, max_pixels, enrolled, find, each_box)
 
 
 def _open_set_ranking(model, rgb: Image.Image, size: int, labels: dict[int, str], enrolled: Enrolled, top: int):
@@ -114,7 +120,7 @@ def _ranking(model, rgb: Image.Image, imgsz: int | None, size: int, labels: dict
 
 
 def _predictions(model, files: list[Path], classes_file: Path | None, imgsz: int | None, top: int, max_pixels: int,
-                 enrolled: Enrolled | None, find=None):
+                 enrolled: Enrolled | None, find=None, each_box: bool = False):
     size = imgsz or trained_size(model, 640)
     labels = class_labels(classes_file, model.names)
     for image in files:
@@ -124,6 +130,17 @@ def _predictions(model, files: list[Path], classes_file: Path | None, imgsz: int
             continue
         if find is None:
             yield str(image), _ranking(model, rgb, imgsz, size, labels, enrolled, top)
+            continue
+        if not each_box:
+            whole, box = _ranking(model, rgb, imgsz, size, labels, enrolled, top), find(rgb)
+            crop = box and _ranking(model, crop_to_box(rgb, box), imgsz, size, labels, enrolled, top)
+            if box is None or not crop_is_surer(whole[0][1], crop[0][1], True):
+                yield f"{image} [whole picture]", whole
+                continue
+            (cx, cy, w, h), (width, height) = box, rgb.size
+            corners = ",".join(f"{v:.0f}" for v in ((cx - w / 2) * width, (cy - h / 2) * height,
+                                                     (cx + w / 2) * width, (cy + h / 2) * height))
+            yield f"{image} [box {corners}]", crop
             continue
         boxes = find([rgb])[0]
         if not len(boxes):

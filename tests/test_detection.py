@@ -18,7 +18,7 @@ from pokedex.data.detection import write_detection_dataset
 from pokedex.data.scenes import compose, compose_with_box, foreground_mask
 from pokedex.evaluate.openset import NO_POKEMON
 from pokedex.predict import predict
-from pokedex.train.detector import detect, detector_view, evaluate_detector
+from pokedex.train.detector import box_finder, detect, detector_view, evaluate_detector
 from pokedex.train.load import load_model
 from pokedex.train.train import build_model, train
 
@@ -155,7 +155,7 @@ def built(arch: str, task: str, path: Path, score_bias: float, distance: float |
 
 
 @pytest.mark.slow  # trains a classifier a little: an untrained one gives every picture the same scores
-def test_predict_cuts_out_each_box_the_detector_finds_names_it_and_says_no_pokemon_without_one(tmp_path, tiny_dataset):
+def test_predict_answers_from_the_surer_of_whole_and_crop_or_names_each_box(tmp_path, tiny_dataset):
     cfg = make_cfg("data=tiny", "augment=none", "train.epochs=6", "train.batch=8", "train.plots=false", "+train.val=false")
     classifier = train(cfg, tiny_dataset["yolo"], tmp_path / "train")
     everywhere = built("k210n-det.yaml", "detect", tmp_path / "everywhere.pt", score_bias=20.0, distance=1.0)
@@ -165,7 +165,7 @@ def test_predict_cuts_out_each_box_the_detector_finds_names_it_and_says_no_pokem
     frame.paste(Image.open(sorted((tiny_dataset["yolo"] / "images" / "test").glob("*.jpg"))[0]), (0, 0))
     frame.save(picture)
 
-    answers = list(predict([picture], classifier, None, top=3, imgsz=64, detector=everywhere))
+    answers = list(predict([picture], classifier, None, top=3, imgsz=64, detector=everywhere, each_box=True))
     assert len(answers) == 64  # a box around each of the 8x8 cells, none overlapping another by IoU 0.7
     model, rgb = load_model(classifier), Image.open(picture).convert("RGB")
     whole = next(predict([picture], classifier, None, top=3, imgsz=64))[1]
@@ -180,15 +180,25 @@ def test_predict_cuts_out_each_box_the_detector_finds_names_it_and_says_no_pokem
         assert np.allclose([s for _, s in ranked], probs[expected], atol=1e-5)
         differs |= [round(s, 4) for _, s in ranked] != [round(s, 4) for _, s in whole]
     assert differs, (whole, answers[:3])  # and not the whole frame
+    assert list(predict([picture], classifier, None, detector=nowhere, each_box=True)) == [(str(picture), [(NO_POKEMON, 0.0)])]
 
-    assert list(predict([picture], classifier, None, detector=nowhere)) == [(str(picture), [(NO_POKEMON, 0.0)])]
+    # one answer per picture: the box around all boxes (here the whole frame's cells: the frame) or the whole
+    # picture, whichever the classifier is surer of; nothing found: the whole picture
+    (name, ranked), = predict([picture], classifier, None, top=3, imgsz=64, detector=everywhere)
+    union = box_finder(load_model(everywhere), 128, 0.25)(rgb)
+    crop_to_box(rgb, union).save(tmp_path / "union.png")
+    cropped = next(predict([tmp_path / "union.png"], classifier, None, top=3, imgsz=64))[1]
+    assert (name, ranked) == ((f"{picture} [box 0,0,128,128]", cropped) if cropped[0][1] > whole[0][1]
+                              else (f"{picture} [whole picture]", whole))
+    assert list(predict([picture], classifier, None, top=3, imgsz=64, detector=nowhere)) == \
+        [(f"{picture} [whole picture]", whole)]
     with pytest.raises(PokedexError, match="is not a detection model"):
         predict([picture], classifier, None, detector=classifier)
 
 
-def test_a_picture_without_a_pokemon_is_named_only_when_a_box_is_found_and_its_crop_passes_the_rule(tmp_path):
-    """evaluate's no_pokemon_named_detected: no box is no name; a box is a name only if the "no Pokémon" rule
-    accepts its crop (at threshold 0 it accepts every crop, above 1 none)."""
+def test_a_picture_without_a_pokemon_is_named_only_when_the_rule_accepts_what_predict_would_answer(tmp_path):
+    """evaluate's no_pokemon_named_detected: the whole frame or the box's crop (the surer), named only if the
+    "no Pokémon" rule accepts it (at threshold 0 it accepts every answer, above 1 none), boxed or not."""
     from pokedex.data.scenes import SCENE_TEST, no_pokemon
     from pokedex.evaluate.evaluate import named_after_detection
     from pokedex.evaluate.features import logits_and_features
@@ -205,6 +215,8 @@ def test_a_picture_without_a_pokemon_is_named_only_when_a_box_is_found_and_its_c
 
     middle = lambda picture: (0.5, 0.5, 0.5, 0.5)  # noqa: E731 - a detector that always finds the centre
     assert named_after_detection(model, frames, 32, rule(0.0), lambda picture: None) == {
+        "no_pokemon_boxed": 0.0, "no_pokemon_named_detected": 1.0}  # nothing found: the whole frame answers
+    assert named_after_detection(model, frames, 32, rule(1.01), lambda picture: None) == {
         "no_pokemon_boxed": 0.0, "no_pokemon_named_detected": 0.0}
     assert named_after_detection(model, frames, 32, rule(0.0), middle) == {
         "no_pokemon_boxed": 1.0, "no_pokemon_named_detected": 1.0}

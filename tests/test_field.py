@@ -13,6 +13,7 @@ from pokedex.data.boxes import crop_to_box
 from pokedex.data.fieldset import field_set
 from pokedex.evaluate.field import field_evaluation, load_pictures, score
 from pokedex.evaluate.openset import Calibration, Enrolled
+from pokedex.evaluate.views import crop_is_surer, surer_scores
 
 
 def fixture_folder(root):
@@ -33,14 +34,14 @@ def test_pictures_boxes_and_rejects_of_a_field_folder(tmp_path):
     found = field_set(fixture_folder(tmp_path / "field"))
     assert [p.relative_to(found.root).as_posix() for p in found.paths] == ["0001/desk.jpg", "0002/card.png", "0002/notes.txt"]
     assert found.dex_ids == [1, 2, 2] and found.boxes == [(0.5, 0.5, 0.25, 0.5), None, None]
-    images, kept = load_pictures(found, 32)
+    images, kept, _ = load_pictures(found, 32)
     assert images.shape == (2, 3, 32, 32) and images.dtype == np.uint8 and kept == [0, 1]
     assert images[1].min() == 255  # transparency on white, as preprocess does
     reasons = dict(found.rejects)
     assert set(reasons) == {"stray.jpg", "9999/x.jpg", "0002/notes.txt"}
     assert reasons["0002/notes.txt"].startswith("not an image") and reasons["stray.jpg"].startswith("not inside a class folder")
     cropped = field_set(tmp_path / "field")
-    images, kept = load_pictures(cropped, 32, crop=True)
+    images, kept, _ = load_pictures(cropped, 32, crop=True)
     assert kept == [0] and dict(cropped.rejects)["0002/card.png"].startswith("no box")
 
 
@@ -73,7 +74,7 @@ def test_an_empty_field_folder_is_not_measured(tmp_path):
         assert list(csv.reader(f)) == [["class", "images", "top1"]]
 
 
-def test_a_detectors_box_replaces_the_photos_own_and_no_box_is_no_pokemon(tmp_path):
+def test_a_detectors_box_replaces_the_photos_own_and_the_surer_view_answers(tmp_path):
     found = field_set(fixture_folder(tmp_path / "field"))
     seen = []
 
@@ -81,16 +82,27 @@ def test_a_detectors_box_replaces_the_photos_own_and_no_box_is_no_pokemon(tmp_pa
         seen.append(picture.size)
         return (0.25, 0.5, 0.5, 1.0) if picture.size == (80, 40) else None
 
-    images, kept = load_pictures(found, 32, find_box=find_box)
+    images, kept, detected = load_pictures(found, 32, find_box=find_box)
     assert kept == [0, 1] and found.missed == {1} and seen == [(80, 40), (30, 30)]
     # the crop handed on is the found box (40x40, square, 8 % margin), not the photo's own 20x20 box
     expected = crop_to_box(Image.open(tmp_path / "field" / "0001" / "desk.jpg").convert("RGB"), (0.25, 0.5, 0.5, 1.0))
-    assert np.array_equal(images[0], np.asarray(expected.resize((32, 32), Image.Resampling.BICUBIC)).transpose(2, 0, 1))
+    assert np.array_equal(detected[0], np.asarray(expected.resize((32, 32), Image.Resampling.BICUBIC)).transpose(2, 0, 1))
+    assert np.array_equal(detected[1], images[1])  # nothing found: the whole picture stands in
+    whole = Image.open(tmp_path / "field" / "0001" / "desk.jpg").convert("RGB").resize((32, 32), Image.Resampling.BICUBIC)
+    assert np.array_equal(images[0], np.asarray(whole).transpose(2, 0, 1))
+
+    # per picture, the view the classifier is surer of; never the crop where nothing was found
+    whole_scores = np.array([[0.6, 0.4], [0.3, 0.7], [0.5, 0.5]])
+    crop_scores = np.array([[0.1, 0.9], [0.9, 0.1], [0.45, 0.55]])
+    boxed = np.array([True, False, True])
+    assert crop_is_surer(whole_scores.max(1), crop_scores.max(1), boxed).tolist() == [True, False, True]
+    assert np.array_equal(surer_scores(whole_scores, crop_scores, boxed), crop_scores[[0, 1, 2]] * [[1], [0], [1]]
+                          + whole_scores * [[0], [1], [0]])
 
     scores = np.array([[0.9, 0.1], [0.1, 0.9]])
-    result = score(scores, [1, 2], n_trained=2, missed=np.array([False, True]))
-    assert result["metrics"]["top1"] == 0.5 and result["metrics"]["found"] == 0.5  # the missed one is wrong
+    result = score(scores, [1, 2], n_trained=2, found=np.array([True, False]))
+    assert result["metrics"]["top1"] == 1.0 and result["metrics"]["found"] == 0.5  # the whole picture answered
     enrolled = Enrolled([], [], np.zeros((0, 2), np.float32), np.zeros(0, int), Calibration(1.0, 0.0, 0.5, 0.1),
                         np.zeros(2, np.float32))
-    result = score(scores, [1, 2], n_trained=2, enrolled=enrolled, missed=np.array([False, True]))
+    result = score(np.array([[0.9, 0.1], [0.4, 0.3]]), [1, 2], n_trained=2, enrolled=enrolled)  # 0.4: under 0.5
     assert result["metrics"]["accepted"] == 0.5 and result["metrics"]["top1_accepted"] == 1.0

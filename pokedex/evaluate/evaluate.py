@@ -41,6 +41,7 @@ from pokedex.data.yolo_format import test_split_summary
 from pokedex.evaluate.accuracy import accuracy_metrics
 from pokedex.evaluate.field import field_evaluation, not_measured
 from pokedex.evaluate.openset import Enrolled, auroc, logits_and_embedding
+from pokedex.evaluate.views import crop_is_surer, surer_scores
 from pokedex.train.load import load_model
 from pokedex.train.ultra import ultralytics_data
 
@@ -107,14 +108,20 @@ def measure_latency(model, images: list[Path], imgsz: int, device, n: int) -> fl
     return (time.perf_counter() - start) / len(sample) * 1000.0
 
 
-def predict_ranked(model, images: list[Path], imgsz: int, eval_cfg) -> list[list[int]]:
+def predict_confident(model, images: list[Path], imgsz: int, eval_cfg) -> list[tuple[list[int], float]]:
+    """Each image's ranked class ids and the best one's score."""
     if not images:  # e.g. no frame in which the detector found a Pokémon (Ultralytics refuses an empty source)
         return []
     return [
-        ranked_classes(r)
+        (ranked_classes(r), float(r.probs.top1conf) if r.probs is not None
+         else float(r.boxes.conf.max()) if len(r.boxes) else 0.0)
         for r in model.predict([str(p) for p in images], imgsz=imgsz, batch=int(eval_cfg.batch),
                                device=eval_cfg.device, stream=True, verbose=False)
     ]
+
+
+def predict_ranked(model, images: list[Path], imgsz: int, eval_cfg) -> list[list[int]]:
+    return [ranked for ranked, _ in predict_confident(model, images, imgsz, eval_cfg)]
 
 
 @dataclass
@@ -151,9 +158,9 @@ def scene_test(model, images: list[Path], imgsz: int, eval_cfg,
                shown: list[Shown] | None = None) -> dict[str, list[list[int]]]:
     """Ranked predictions on the scene test (image i in scene i of the held-out background family, a frame of
     FRAME_SCALE x the model's input), for each way the classifier can read the frame: `whole` (shrunk to its
-    input), `box` (cut to the Pokémon's true box: an ideal detector) and, with `find_box`, `detected` (cut to
-    the detector's best box; no box is "no Pokémon": class -1, wrong). `shown`: filled with SHOWN_FRAMES frames
-    spread over the test split."""
+    input), `box` (cut to the Pokémon's true box: an ideal detector) and, with `find_box`, `detected` (what
+    `pokedex predict` answers: the whole frame or the detector's crop, whichever the classifier is surer of;
+    the whole frame where it finds nothing). `shown`: filled with SHOWN_FRAMES frames spread over the test split."""
     scene = eval_cfg.scene
     keep = set(np.linspace(0, len(images) - 1, min(SHOWN_FRAMES, len(images))).round().astype(int).tolist())
     scale = (float(scene.scale[0]), float(scene.scale[1]))
@@ -176,28 +183,39 @@ def scene_test(model, images: list[Path], imgsz: int, eval_cfg,
                 if picture is not None:
                     picture.save(out, quality=95)
                 ways[way].append(out if picture is not None else None)
-        ranked = {}
+        answers = {}
         for way, paths in ways.items():
-            answered = iter(predict_ranked(model, [p for p in paths if p is not None], imgsz, eval_cfg))
-            ranked[way] = [next(answered) if p is not None else [NO_DETECTION] for p in paths]
+            answered = iter(predict_confident(model, [p for p in paths if p is not None], imgsz, eval_cfg))
+            answers[way] = [next(answered) if p is not None else ([NO_DETECTION], 0.0) for p in paths]
+        ranked = {way: [r for r, _ in found] for way, found in answers.items()}
+        if find_box:
+            whole, crop = answers["whole"], answers["detected"]
+            surer = crop_is_surer([c for _, c in whole], [c for _, c in crop], [p is not None for p in ways["detected"]])
+            ranked["found"] = [[0] if p is not None else [NO_DETECTION] for p in ways["detected"]]
+            ranked["detected"] = [c[0] if s else w[0] for w, c, s in zip(whole, crop, surer)]
         return ranked
 
 
 def named_after_detection(model, frames: np.ndarray, imgsz: int, enrolled: Enrolled,
                           find_box: Callable[[Image.Image], Box | None]) -> dict:
-    """Pictures without a Pokémon through the whole path: the detector's best box, its crop, the "no Pokémon"
-    rule. The share given a box, and the share given a name (a box, then a crop the rule accepts)."""
-    crops = []
+    """Pictures without a Pokémon through the whole path, as `pokedex predict` reads them: the detector's box,
+    the whole frame or its crop (whichever the classifier is surer of), the "no Pokémon" rule. The share given
+    a box, and the share given a name (the rule accepts the answer)."""
+    wholes, crops, boxed = [], [], []
     for frame in frames:
         picture = Image.fromarray(frame.transpose(1, 2, 0))
         box = find_box(picture)
-        if box is not None:
-            crops.append(np.asarray(crop_to_box(picture, box).resize((imgsz, imgsz), Image.Resampling.BICUBIC)))
-    named = 0
-    if crops:
-        best = enrolled.rank(*logits_and_embedding(model, np.stack(crops).transpose(0, 3, 1, 2), enrolled.embedding))
-        named = int((best.max(1) >= enrolled.calibration.threshold).sum())
-    return {"no_pokemon_boxed": round(len(crops) / len(frames), 4),
+        boxed.append(box is not None)
+        wholes.append(np.asarray(picture.resize((imgsz, imgsz), Image.Resampling.BICUBIC)))
+        crops.append(np.asarray(crop_to_box(picture, box).resize((imgsz, imgsz), Image.Resampling.BICUBIC))
+                     if box is not None else wholes[-1])
+
+    def ranked(pictures: list[np.ndarray]) -> np.ndarray:
+        return enrolled.rank(*logits_and_embedding(model, np.stack(pictures).transpose(0, 3, 1, 2), enrolled.embedding))
+
+    answered = surer_scores(ranked(wholes), ranked(crops), boxed)
+    named = int((answered.max(1) >= enrolled.calibration.threshold).sum())
+    return {"no_pokemon_boxed": round(sum(boxed) / len(frames), 4),
             "no_pokemon_named_detected": round(named / len(frames), 4)}
 
 
@@ -252,8 +270,8 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
         # the same frames cut to the Pokémon's true box, and to the box the detector finds
         **{f"scene_top1_{way}": round(accuracy_metrics(truth, scenes[way], len(names))["top1"], 4)
            for way in ("box", "detected") if way in scenes},
-        **({"scene_found": round(float(np.mean([r != [NO_DETECTION] for r in scenes["detected"]])), 4)}
-           if "detected" in scenes else {}),
+        **({"scene_found": round(float(np.mean([r != [NO_DETECTION] for r in scenes["found"]])), 4)}
+           if "found" in scenes else {}),
         "test_images": len(images),
         **test_split_summary(dataset_dir),
         "classes": len(names),

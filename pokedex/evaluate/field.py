@@ -24,15 +24,21 @@ from pokedex.data.fieldset import FieldSet, field_set
 from pokedex.data.preprocess import MAX_PIXELS, decode
 from pokedex.evaluate.accuracy import accuracy_metrics, ranked_by_score
 from pokedex.evaluate.openset import Enrolled, logits_and_embedding
+from pokedex.evaluate.views import surer_scores
 
 
 def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: int = MAX_PIXELS,
-                  find_box: Callable[[Image.Image], Box | None] | None = None) -> tuple[np.ndarray, list[int]]:
-    """uint8 NCHW pictures at the model's input size and the indices (into found.paths) they are; unreadable
-    files (and, with `crop`, pictures without a box) go to found.rejects. With `find_box` (a detector's best box,
-    pokedex.train.detector.box_finder), each picture is cut to the box it finds instead of its own; where it finds none,
-    the index goes to found.missed (the answer is "no Pokémon") and the whole picture stands in."""
-    arrays, kept = [], []
+                  find_box: Callable[[Image.Image], Box | None] | None = None
+                  ) -> tuple[np.ndarray, list[int], np.ndarray | None]:
+    """uint8 NCHW pictures at the model's input size, the indices (into found.paths) they are, and with
+    `find_box` (the detector, pokedex.train.detector.box_finder) each picture cut to the box it finds, the whole
+    picture standing in where it finds none (those indices go to found.missed). Unreadable files (and, with
+    `crop`, pictures without a box) go to found.rejects; `crop` cuts each picture to its own box."""
+    wholes, crops, kept = [], [], []
+
+    def shrunk(picture: Image.Image) -> np.ndarray:
+        return np.asarray(picture.resize((size, size), Image.Resampling.BICUBIC))
+
     for i, path in enumerate(found.paths):
         # a crop needs the picture's own pixels: JPEGs are decoded at a reduced scale that still covers 4x the input
         rgb = decode(path, size * (4 if crop or find_box else 1), 1, max_pixels)
@@ -43,18 +49,19 @@ def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: in
             box = find_box(rgb)
             if box is None:
                 found.missed.add(i)
-            else:
-                rgb = crop_to_box(rgb, box)
+            crops.append(shrunk(crop_to_box(rgb, box)) if box is not None else shrunk(rgb))
         elif crop:
             if found.boxes[i] is None:
                 found.rejects.append((path.relative_to(found.root).as_posix(), "no box (NNNN/<stem>.txt) to crop to"))
                 continue
             rgb = crop_to_box(rgb, found.boxes[i])
-        arrays.append(np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC)))
+        wholes.append(shrunk(rgb))
         kept.append(i)
-    if not arrays:
-        return np.zeros((0, 3, size, size), np.uint8), kept
-    return np.stack(arrays).transpose(0, 3, 1, 2).copy(), kept
+
+    def nchw(arrays: list[np.ndarray]) -> np.ndarray:
+        return np.stack(arrays).transpose(0, 3, 1, 2).copy() if arrays else np.zeros((0, 3, size, size), np.uint8)
+
+    return nchw(wholes), kept, nchw(crops) if find_box is not None else None
 
 
 def class_scores(model, images: np.ndarray, enrolled: Enrolled | None = None, batch: int = 64) -> np.ndarray:
@@ -73,30 +80,26 @@ def class_scores(model, images: np.ndarray, enrolled: Enrolled | None = None, ba
 
 
 def score(scores: np.ndarray, dex_ids: list[int], n_trained: int, enrolled: Enrolled | None = None,
-          missed: np.ndarray | None = None) -> dict:
+          found: np.ndarray | None = None) -> dict:
     """top-1/top-5 (a species the model does not know is always wrong), per-species top-1, and with `enrolled`
-    how many answers are accepted (not "no Pokémon") and the top-1 among those. `missed`: pictures where the
-    detector found no Pokémon, answered "no Pokémon" (wrong, and not accepted)."""
+    how many answers are accepted (not "no Pokémon") and the top-1 among those. `found`: the pictures where the
+    detector found a Pokémon, for the share `found`."""
     columns = {dex - 1: dex - 1 for dex in range(1, n_trained + 1)}
     if enrolled is not None:
         columns.update({dex - 1: n_trained + k for k, dex in enumerate(enrolled.ids)})
     truth = np.array([columns.get(dex - 1, -1) for dex in dex_ids])
     ranked = ranked_by_score(scores)
-    if missed is not None:
-        ranked = [[-1] if m else r for r, m in zip(ranked, missed)]
     acc = accuracy_metrics(truth, ranked, scores.shape[1])
     species = sorted(set(dex_ids))
     right = np.array([r[0] == t for r, t in zip(ranked, truth)])
     per_species = {dex: float(right[np.array(dex_ids) == dex].mean()) for dex in species}
     metrics = {"images": len(dex_ids), "species": len(species), "unknown_species": sum(columns.get(d - 1) is None for d in species),
                "top1": round(acc["top1"], 4), "top5": round(acc["top5"], 4)}
-    if missed is not None:  # pictures where the detector found a Pokémon
-        metrics["found"] = round(float(1 - missed.mean()), 4) if len(missed) else None
+    if found is not None:
+        metrics["found"] = round(float(found.mean()), 4) if len(found) else None
     accepted = None
     if enrolled is not None:
         accepted = scores.max(1) >= enrolled.calibration.threshold
-        if missed is not None:
-            accepted &= ~missed
         metrics["accepted"] = round(float(accepted.mean()), 4)
         metrics["top1_accepted"] = round(float(right[accepted].mean()), 4) if accepted.any() else None
     return {"metrics": metrics, "per_species": per_species, "ranked": ranked, "accepted": accepted}
@@ -104,20 +107,23 @@ def score(scores: np.ndarray, dex_ids: list[int], n_trained: int, enrolled: Enro
 
 def score_folder(model, folder: Path, imgsz: int, crop: bool = False, enrolled: Enrolled | None = None,
                  trained_only: bool = False, find_box: Callable[[Image.Image], Box | None] | None = None):
-    """A field folder scored whole, cut to its own boxes (`crop`) or to the boxes a detector finds (`find_box`):
-    (score()'s result, pictures, their species, rejects), or None when `crop` is asked of a folder without boxes.
-    `trained_only` leaves out species the model lacks."""
+    """A field folder scored whole, cut to its own boxes (`crop`) or through the detector (`find_box`: each
+    picture answered from the whole picture or the detector's crop, whichever the classifier is surer of, as
+    `pokedex predict` answers): (score()'s result, pictures, their species, rejects), or None when `crop` is
+    asked of a folder without boxes. `trained_only` leaves out species the model lacks."""
     found = field_set(folder)
     if trained_only:
         known = [i for i, dex in enumerate(found.dex_ids) if dex <= len(model.names)]
         found.paths, found.dex_ids, found.boxes = ([xs[i] for i in known] for xs in (found.paths, found.dex_ids, found.boxes))
     if crop and not any(found.boxes):
         return None
-    images, kept = load_pictures(found, imgsz, crop=crop, find_box=find_box)
+    images, kept, detected = load_pictures(found, imgsz, crop=crop, find_box=find_box)
     dex_ids = [found.dex_ids[i] for i in kept]
-    missed = np.array([i in found.missed for i in kept]) if find_box is not None else None
-    result = score(class_scores(model, images, enrolled), dex_ids, len(model.names), enrolled, missed)
-    return result, images, dex_ids, found.rejects
+    scores, boxed = class_scores(model, images, enrolled), None
+    if detected is not None:
+        boxed = np.array([i not in found.missed for i in kept], bool)
+        scores = surer_scores(scores, class_scores(model, detected, enrolled), boxed)
+    return score(scores, dex_ids, len(model.names), enrolled, boxed), images, dex_ids, found.rejects
 
 
 def write_reports(out_dir: Path, per_class: list[tuple], rejects: list[tuple[str, str]]) -> None:
@@ -137,9 +143,9 @@ def field_evaluation(model, root: Path, imgsz: int, n_trained: int, enrolled: En
     """Evaluate's field figures on `root` (data/field): metrics prefixed field_, or 'not measured' when it holds no
     picture; field_per_class.csv (species, pictures, top-1) and field_rejects.csv in out_dir. Besides the whole
     picture: top-1 cut to the photos' own boxes where they have them (`field_top1_box`, on those photos), and
-    with `find_box` cut to the detector's best box (`field_top1_detected`, `field_found`)."""
+    with `find_box` through the detector as `pokedex predict` answers (`field_top1_detected`, `field_found`)."""
     found = field_set(root)
-    images, kept = load_pictures(found, imgsz)
+    images, kept, _ = load_pictures(found, imgsz)
     rows = []
     if len(kept) == 0:
         metrics = {"field": f"not measured: {root} holds no pictures (NNNN/*.jpg: see docs/field.md)"}

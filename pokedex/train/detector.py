@@ -53,12 +53,15 @@ def detect(model, pictures: list[Image.Image], imgsz: int, conf: float, batch: i
 
 
 def box_finder(model, imgsz: int, conf: float) -> Callable[[Image.Image], Box | None]:
-    """picture -> the detector's best box (cx, cy, w, h as fractions, as pokedex.evaluate.field reads boxes), or None."""
+    """picture -> the box around every box the detector finds (cx, cy, w, h as fractions, as
+    pokedex.evaluate.field reads boxes), or None. Their union, not the best one: on a Pokémon that fills the
+    picture the detector finds parts of it (ears, a tail, feet), and together they cover the Pokémon."""
     def find(picture: Image.Image) -> Box | None:
         boxes = detect(model, [picture], imgsz, conf)[0]
         if not len(boxes):
             return None
-        return box_from_corners(*(float(v) for v in boxes[0, :4]), *picture.size)
+        return box_from_corners(float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()),
+                                float(boxes[:, 3].max()), *picture.size)
     return find
 
 

@@ -1,0 +1,101 @@
+"""Which view the detector path should answer from: the whole picture, the detector's best box, the box around
+all its boxes, or a combination; each rule's top-1 on field folders, from one pass of both models.
+
+    python benchmarks/views.py --field ../shared/fieldsets/web149 ../shared/fieldsets/render3d/clean \
+        ../shared/fieldsets/render3d/camera [--model models/train/weights/best.pt] \
+        [--detector models/detector/weights/best.pt] [--conf 0.25]
+
+Every picture is read whole and, where the detector finds a box, cut to its best box and to the union of its
+boxes (square, 8 % margin, at the picture's resolution); the classifier's softmax on each view is combined by
+each rule. The kept rule (pokedex/evaluate/views.py) is the one `pokedex predict`, evaluate and
+benchmarks/field.py use; docs/detector.md has the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pokedex.data.boxes import box_from_corners, crop_to_box
+from pokedex.data.fieldset import field_set
+from pokedex.data.preprocess import MAX_PIXELS, decode
+from pokedex.evaluate.field import class_scores
+from pokedex.evaluate.views import surer_scores
+from pokedex.train.detector import detect
+from pokedex.train.load import load_model
+from pokedex.train.ultra import trained_size
+
+
+def views(classifier, detector, folder: Path, conf: float):
+    """Softmax on the whole picture, the best box and the union of boxes; the best box's share of the picture
+    (0 where none was found); the truth."""
+    size, found_at = trained_size(classifier, 96), trained_size(detector, 128)
+    found = field_set(folder)
+    pictures: dict[str, list[np.ndarray]] = {"whole": [], "best": [], "union": []}
+    area, truth = [], []
+    for path, dex in zip(found.paths, found.dex_ids):
+        rgb = decode(path, size * 4, 1, MAX_PIXELS)
+        if isinstance(rgb, str):
+            continue
+        boxes = detect(detector, [rgb], found_at, conf)[0]
+        whole = rgb
+        best = crop_to_box(rgb, box_from_corners(*boxes[0, :4], *rgb.size)) if len(boxes) else whole
+        union = crop_to_box(rgb, box_from_corners(boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(),
+                                                  boxes[:, 3].max(), *rgb.size)) if len(boxes) else whole
+        for name, picture in (("whole", whole), ("best", best), ("union", union)):
+            pictures[name].append(np.asarray(picture.resize((size, size), Image.Resampling.BICUBIC)))
+        x0, y0, x1, y1 = boxes[0, :4] if len(boxes) else (0, 0, 0, 0)
+        area.append((x1 - x0) * (y1 - y0) / (rgb.width * rgb.height))
+        truth.append(dex - 1)
+    scores = {name: class_scores(classifier, np.stack(p).transpose(0, 3, 1, 2).copy()) for name, p in pictures.items()}
+    return scores, np.array(area), np.array(truth)
+
+
+def rules(s: dict[str, np.ndarray], area: np.ndarray) -> dict[str, np.ndarray]:
+    """Each rule's scores; a row of NaN is "no Pokémon" (always wrong)."""
+    whole, best, union = s["whole"], s["best"], s["union"]
+    three, boxed = np.stack([whole, best, union]), area > 0
+    return {
+        "whole picture": whole,
+        "best box, none: no Pokémon": np.where(boxed[:, None], best, np.nan),
+        "best box, none: whole": best,
+        **{f"best box if under {t:.0%} of the picture, else whole": np.where(((area < t) & boxed)[:, None], best, whole)
+           for t in (0.25, 0.4, 0.6)},
+        "union of boxes, none: whole": union,
+        "mean whole + best": (whole + best) / 2,
+        "product whole x best": np.log(whole + 1e-9) + np.log(best + 1e-9),
+        "surer of whole, best": surer_scores(whole, best, boxed),
+        "surer of whole, best, union": three[three.max(2).argmax(0), np.arange(len(whole))],
+        "mean whole + best + union": three.mean(0),
+        "mean whole + union": (whole + union) / 2,
+        "surer of whole, union (kept)": surer_scores(whole, union, boxed),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--field", type=Path, nargs="+", required=True)
+    parser.add_argument("--model", type=Path, default=Path("models/train/weights/best.pt"))
+    parser.add_argument("--detector", type=Path, default=Path("models/detector/weights/best.pt"))
+    parser.add_argument("--conf", type=float, default=0.25)
+    args = parser.parse_args()
+    classifier, detector = load_model(args.model), load_model(args.detector)
+    table: dict[str, dict[str, float]] = {}
+    for folder in args.field:
+        scores, area, truth = views(classifier, detector, folder, args.conf)
+        for rule, combined in rules(scores, area).items():
+            right = (np.nan_to_num(combined, nan=-1.0).argmax(1) == truth) & ~np.isnan(combined).any(1)
+            table.setdefault(rule, {})[folder.name] = float(right.mean())
+        print(f"{folder}: {len(truth)} pictures, a box found in {(area > 0).mean():.3f}, median best box "
+              f"{np.median(area[area > 0]):.3f} of the picture", flush=True)
+    names = [f.name for f in args.field]
+    print("| answer from | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+    for rule, row in table.items():
+        print(f"| {rule} | " + " | ".join(f"{row[n]:.3f}" for n in names) + " |")
+
+
+if __name__ == "__main__":
+    main()
