@@ -101,7 +101,7 @@ def _report(args: argparse.Namespace) -> None:
 
     root = project_root()
     output = args.output or project_paths(root)["experiments_report"]
-    print(write_report(output, repo=str(root), names=args.experiments or None))
+    print(write_report(output, repo=str(root), names=args.experiments or None, field_folders=args.field))
 
 
 def _unpack(args: argparse.Namespace) -> None:
@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("experiments", nargs="*", help="experiment names or revs (default: those `dvc exp show` lists)")
     r.add_argument("-o", "--output", type=Path, default=None,
                    help="HTML file to write (default: paths.experiments_report of params.yaml)")
+    r.add_argument("--field", type=Path, nargs="+", default=None, metavar="DIR",
+                   help="folders of NNNN/* pictures (yours, or a field set): how the workspace's models read them, "
+                        "whole and through `pokedex predict`, beside the test split")
     r.set_defaults(func=_report)
 
     u = sub.add_parser("unpack", help="unpack the dataset folders from the archives DVC tracks (after `dvc pull`: "

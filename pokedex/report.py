@@ -6,6 +6,10 @@ experiment's `results.csv` and `predictions.csv`), draws the curves with matplot
 as base64: no script, no link, nothing to fetch. Evaluate's frames.png shows how each experiment's detector
 and classifier read a few camera frames. Instead of a confusion matrix (unreadable from 150 classes
 up) it shows each experiment's most-confused species pairs and worst classes, with a picture of each.
+
+With `--field DIR ...` (folders of `NNNN/*` pictures: your own, or a field set) the page opens with how the
+workspace's models read pictures like those, beside the test split: top-1/top-5 of the classifier on the whole
+picture and of plain `pokedex predict` (detector first, pokedex/evaluate/views.py).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import base64
 import csv
 import html
 import io
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -240,6 +245,61 @@ def curves_png(experiments: list[Experiment]) -> str:
     return encoded
 
 
+@dataclass
+class FieldFigures:
+    """How the workspace's models read one folder of pictures."""
+    folder: str
+    whole: dict  # score()'s metrics: images, species, top1, top5, ...
+    predicted: dict | None  # the same through the detector, as `pokedex predict` answers; None without a detector
+
+
+def field_figures(folders: list[Path], weights: Path, detector: Path | None, enrolled_dir: Path | None,
+                  conf: float = 0.25) -> list[FieldFigures]:
+    """Each folder scored as `pokedex predict --whole` and plain `pokedex predict` would answer it (with the
+    enrolled species and the "no Pokémon" rule when enrolled_dir holds them, as predict does by default)."""
+    from pokedex.evaluate.field import score_folder
+    from pokedex.evaluate.openset import Enrolled
+    from pokedex.train.detector import box_finder
+    from pokedex.train.load import load_model
+    from pokedex.train.ultra import trained_size
+
+    for folder in folders:
+        if not folder.is_dir():
+            raise PokedexError(f"--field {folder} is not a folder; give folders of NNNN/* pictures.")
+    if not weights.is_file():
+        raise PokedexError(f"{weights} is missing: train a model (`dvc repro`) or `make pull` before --field.")
+    model = load_model(weights)
+    imgsz = trained_size(model, 96)
+    enrolled = Enrolled.load(enrolled_dir) if enrolled_dir is not None and enrolled_dir.is_dir() else None
+    find = None
+    if detector is not None and detector.is_file():
+        found_by = load_model(detector)
+        find = box_finder(found_by, trained_size(found_by, 128), conf)
+    figures = []
+    for folder in folders:
+        whole = score_folder(model, folder, imgsz, enrolled=enrolled)[0]["metrics"]
+        predicted = score_folder(model, folder, imgsz, enrolled=enrolled, find_box=find)[0]["metrics"] if find else None
+        figures.append(FieldFigures(str(folder), whole, predicted))
+    return figures
+
+
+def field_section(figures: list[FieldFigures], test: dict) -> str:
+    """The table of pictures like the user's, the test split first."""
+    def row(name: str, images, species, whole: dict, predicted: dict | None) -> str:
+        cells = [images, species, whole.get("top1"), whole.get("top5"),
+                 *((predicted.get("top1"), predicted.get("top5"), predicted.get("found")) if predicted else (None,) * 3)]
+        return f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{_cell(c)}</td>" for c in cells) + "</tr>"
+
+    rows = row("test split (held-out sprites)", test.get("test_images"), test.get("classes"), test, None)
+    rows += "".join(row(f.folder, f.whole.get("images"), f.whole.get("species"), f.whole, f.predicted) for f in figures)
+    return ("<h2>Pictures like yours</h2><p class='note'>The workspace's classifier on each whole picture, and plain "
+            "<code>pokedex predict</code> (the detector first, then the whole picture or its crop, whichever the "
+            "classifier is surer of). A species the model was not trained on counts as wrong.</p>"
+            "<table><thead><tr><th>pictures</th><th>images</th><th>species</th><th>top-1 whole</th><th>top-5 whole"
+            "</th><th>top-1 predict</th><th>top-5 predict</th><th>detector found</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
 def _cell(value, scale: float = 1) -> str:
     if value is None:
         return "–"
@@ -251,7 +311,8 @@ def _cell(value, scale: float = 1) -> str:
 
 
 def render(experiments: list[Experiment], params: list[str], thumbs: dict[str, str] | None = None,
-           matrix_file: str = "") -> str:
+           matrix_file: str = "", field: str = "") -> str:
+    """The page; `field`: field_section()'s table, shown first."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in
                    ["experiment", "rev", *(h for _, h, _ in KEY_METRICS), *params])
     body = "".join(
@@ -283,6 +344,7 @@ img {{ max-width: 100%; }}
 </style></head><body>
 <h1>Pokédex experiments</h1>
 <p>{len(experiments)} experiment(s); params listed are those that differ between them.</p>
+{field}
 <h2>Metrics</h2>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <h2>Training curves</h2>
@@ -297,14 +359,21 @@ img {{ max-width: 100%; }}
 """
 
 
-def write_report(output: Path, repo: str = ".", names: list[str] | None = None) -> Path:
+def write_report(output: Path, repo: str = ".", names: list[str] | None = None,
+                 field_folders: list[Path] | None = None) -> Path:
     experiments = load_experiments(repo, names)
     paths = project_paths(Path(repo).resolve())
+    field = ""
+    if field_folders:
+        figures = field_figures(field_folders, paths["weights"], paths["detector_weights"], paths["enrolled"])
+        test = json.loads(paths["eval_reports"].joinpath("metrics.json").read_text()) \
+            if paths["eval_reports"].joinpath("metrics.json").is_file() else {}
+        field = field_section(figures, test)
     thumbs = thumbnails(view(paths["yolo_dataset"]) / "images")  # its test images are the thumbnails
     dataset = paths["yolo_dataset"].relative_to(Path(repo).resolve()).as_posix()
     fill_thumbnails(thumbs, experiments, repo, f"{dataset}/images/test")
     matrix = (paths["eval_reports"] / "confusion_matrix.png").relative_to(Path(repo).resolve()).as_posix()
-    page = render(experiments, changed_params(experiments, repo), thumbs, matrix)
+    page = render(experiments, changed_params(experiments, repo), thumbs, matrix, field)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(page, encoding="utf-8")
     log.info("report: %d experiments -> %s", len(experiments), output)

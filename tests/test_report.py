@@ -70,3 +70,33 @@ def test_each_experiments_frames_are_shown_inline():
     assert page.count("alt='scene test frames'") == 1 and base64.b64encode(picture).decode() in page
     assert "No frames found" not in page
     assert "No frames found" in render([Experiment("none", None, {"top1": 0.4})], [])
+
+
+def test_pictures_like_yours_are_scored_whole_and_through_predict_beside_the_test_split(tmp_path):
+    """`pokedex report --field DIR`: the workspace model on each folder, whole and as plain predict answers
+    (a detector that finds nothing: the whole picture answers, so both agree), shown before the metrics."""
+    import pytest
+
+    from pokedex.core.errors import PokedexError
+    from pokedex.report import field_figures, field_section
+    from pokedex.train.train import build_model
+
+    from .conftest import make_cfg
+    from .test_detection import built
+    from .test_field import fixture_folder
+
+    build_model(make_cfg("data=tiny").model).save(str(tmp_path / "cls.pt"))
+    nowhere = built("k210n-det.yaml", "detect", tmp_path / "nowhere.pt", score_bias=-20.0)
+    folder = fixture_folder(tmp_path / "mine")
+    (figures,) = field_figures([folder], tmp_path / "cls.pt", nowhere, None)
+    assert figures.folder == str(folder) and figures.whole["images"] == 2 and figures.whole["species"] == 2
+    assert figures.predicted["found"] == 0.0
+    assert {k: figures.predicted[k] for k in ("top1", "top5")} == {k: figures.whole[k] for k in ("top1", "top5")}
+    assert field_figures([folder], tmp_path / "cls.pt", None, None)[0].predicted is None
+
+    section = field_section([figures], {"top1": 0.75, "top5": 0.9, "test_images": 1541, "classes": 905})
+    assert section.index("test split") < section.index(str(folder)) and "<td>0.75</td>" in section
+    page = render([Experiment("workspace", None, {"top1": 0.75})], [], field=section)
+    assert page.index("Pictures like yours") < page.index("<h2>Metrics</h2>")
+    with pytest.raises(PokedexError, match=r"--field .*nowhere is not a folder"):
+        field_figures([tmp_path / "nowhere"], tmp_path / "cls.pt", None, None)
