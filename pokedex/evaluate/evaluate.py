@@ -155,12 +155,13 @@ def frames_sheet(shown: list[Shown], answers: list[list[int]], truth: np.ndarray
 
 def scene_test(model, images: list[Path], imgsz: int, eval_cfg,
                find_box: Callable[[Image.Image], Box | None] | None = None,
-               shown: list[Shown] | None = None) -> dict[str, list[list[int]]]:
+               shown: list[Shown] | None = None) -> tuple[dict[str, list[list[int]]], list[bool]]:
     """Ranked predictions on the scene test (image i in scene i of the held-out background family, a frame of
     FRAME_SCALE x the model's input), for each way the classifier can read the frame: `whole` (shrunk to its
     input), `box` (cut to the Pokémon's true box: an ideal detector) and, with `find_box`, `detected` (what
     `pokedex predict` answers: the whole frame or the detector's crop, whichever the classifier is surer of;
-    the whole frame where it finds nothing). `shown`: filled with SHOWN_FRAMES frames spread over the test split."""
+    the whole frame where it finds nothing); and per frame whether the detector found a Pokémon. `shown`: filled
+    with SHOWN_FRAMES frames spread over the test split."""
     scene = eval_cfg.scene
     keep = set(np.linspace(0, len(images) - 1, min(SHOWN_FRAMES, len(images))).round().astype(int).tolist())
     scale = (float(scene.scale[0]), float(scene.scale[1]))
@@ -188,12 +189,12 @@ def scene_test(model, images: list[Path], imgsz: int, eval_cfg,
             answered = iter(predict_confident(model, [p for p in paths if p is not None], imgsz, eval_cfg))
             answers[way] = [next(answered) if p is not None else ([NO_DETECTION], 0.0) for p in paths]
         ranked = {way: [r for r, _ in found] for way, found in answers.items()}
+        found = [p is not None for p in ways.get("detected", [])]
         if find_box:
             whole, crop = answers["whole"], answers["detected"]
-            surer = crop_is_surer([c for _, c in whole], [c for _, c in crop], [p is not None for p in ways["detected"]])
-            ranked["found"] = [[0] if p is not None else [NO_DETECTION] for p in ways["detected"]]
+            surer = crop_is_surer([c for _, c in whole], [c for _, c in crop], found)
             ranked["detected"] = [c[0] if s else w[0] for w, c, s in zip(whole, crop, surer)]
-        return ranked
+        return ranked, found
 
 
 def named_after_detection(model, frames: np.ndarray, imgsz: int, enrolled: Enrolled,
@@ -257,7 +258,7 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
     ranked = predict_ranked(model, images, imgsz, eval_cfg)
     acc = accuracy_metrics(truth, ranked, len(names))
     shown: list[Shown] = []
-    scenes = scene_test(model, images, imgsz, eval_cfg, find_box if model.task == "classify" else None, shown)
+    scenes, found = scene_test(model, images, imgsz, eval_cfg, find_box if model.task == "classify" else None, shown)
     scene_acc = accuracy_metrics(truth, scenes["whole"], len(names))
     predicted = np.array([r[0] for r in ranked])
     metrics = {
@@ -270,8 +271,7 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
         # the same frames cut to the Pokémon's true box, and to the box the detector finds
         **{f"scene_top1_{way}": round(accuracy_metrics(truth, scenes[way], len(names))["top1"], 4)
            for way in ("box", "detected") if way in scenes},
-        **({"scene_found": round(float(np.mean([r != [NO_DETECTION] for r in scenes["found"]])), 4)}
-           if "found" in scenes else {}),
+        **({"scene_found": round(float(np.mean(found)), 4)} if found else {}),
         "test_images": len(images),
         **test_split_summary(dataset_dir),
         "classes": len(names),
