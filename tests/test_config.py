@@ -111,3 +111,32 @@ def test_launcher_configs_compose_and_instantiate(launcher, target):
     assert type(instantiate(launcher_cfg)).__name__ == target
     if launcher == "slurm":
         assert launcher_cfg.gpus_per_node == 1 and launcher_cfg.timeout_min == 120
+
+
+def test_the_environment_is_the_lock_and_the_lock_holds_every_pin():
+    """`make setup` installs requirements.lock: every package in it is installed at its version here, and each
+    exact pin of pyproject.toml is in it at that version (`make lock` writes it from them)."""
+    import re
+    import tomllib
+    from importlib.metadata import PackageNotFoundError, version
+
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    lines = (ROOT / "requirements.lock").read_text().splitlines()
+    locked = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    assert len(locked) > 100 and all(v and "*" not in v for v in locked.values())
+    missing = []
+    for name, pinned in locked.items():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            installed = None
+        if installed != pinned:
+            missing.append(f"{name}=={pinned} (installed: {installed})")
+    assert not missing, f"the environment differs from requirements.lock (run `make setup`): {missing}"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = [d.split("#")[0].strip() for d in project["dependencies"] + project["optional-dependencies"]["dev"]]
+    exact = dict(p.split("==") for p in pins if "==" in p)
+    by_name = {canonical(n): v for n, v in locked.items()}
+    assert {n: v for n, v in exact.items() if by_name.get(canonical(n)) != v} == {}, "run `make lock`"
