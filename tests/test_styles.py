@@ -3,6 +3,7 @@ seed, each changing the Pokémon and only the Pokémon, settings checked."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
@@ -33,6 +34,20 @@ def test_each_style_is_deterministic_from_its_seed_and_changes_only_the_pokemon(
     inside, outside = mask > 250, mask == 0
     assert np.abs(a.astype(int) - original)[inside].mean() > 2  # the Pokémon is redrawn
     assert np.array_equal(a[outside], np.asarray(img)[outside])  # the white around it is not
+
+
+def test_opencv_draws_on_one_thread_while_a_style_draws_and_as_many_as_before_after(monkeypatch):
+    """How OpenCV splits a filter's work between its threads must not depend on which of them a busy machine
+    leaves free (stylize was OpenCV's stylization: its pixels moved with the load, and the trained model too)."""
+    seen = []
+    monkeypatch.setitem(STYLES, "probe", lambda rgb, rng: seen.append(cv2.getNumThreads()) or rgb)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(4)
+    try:
+        restyle(*sprite_on_white(), np.random.default_rng(0), "probe")
+        assert seen == [1] and cv2.getNumThreads() == 4
+    finally:
+        cv2.setNumThreads(before)
 
 
 def test_light_jitter_is_deterministic_and_moves_contrast_and_brightness_within_range():

@@ -8,14 +8,20 @@ of which removes or replaces what is peculiar to pixel art while keeping shape a
 - randconv: a random 1x1, 3x3 or 5x5 convolution blended in (RandConv, Xu et al. 2021: random local texture
   and colour mixing);
 - posterize: fewer colour levels, then an edge-preserving bilateral filter (flat cel-shaded areas);
-- stylize: OpenCV's `stylization` (a painterly, edge-preserving abstraction).
+- stylize: a painterly abstraction: colours flattened into patches (a median filter, smoothed), outlines inked.
 
 Only the Pokémon changes (its mask is kept), so the background it sits on is still the scene's. `light`
 changes brightness and contrast over the whole picture, at the strengths a dim room or a washed-out screen
 show. Both draw everything from the numpy generator they are given: the same seed gives the same picture.
+Same seed, same bytes, on a busy machine too: `stylize` was OpenCV's `stylization`, whose output for one input
+moved with the machine's load (two trainings from one seed differed while other processes ran, and so did the
+detection scenes), so it is now Pillow's integer filters; the OpenCV filters left run on one thread, so that
+how OpenCV splits their work cannot depend on which of its threads are free.
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -48,7 +54,20 @@ def _posterize(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _stylize(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return cv2.stylization(np.ascontiguousarray(rgb), sigma_s=float(rng.uniform(10, 60)), sigma_r=float(rng.uniform(0.2, 0.6)))
+    flat = Image.fromarray(rgb).filter(ImageFilter.MedianFilter(int(rng.choice([3, 5])))).filter(ImageFilter.SMOOTH_MORE)
+    edges = np.asarray(flat.convert("L").filter(ImageFilter.FIND_EDGES), np.float32) / 255.0
+    ink = 1 - np.clip(edges * float(rng.uniform(1.0, 3.0)), 0, 0.8)
+    return (np.asarray(flat, np.float32) * ink[..., None]).astype(np.uint8)
+
+
+@contextmanager
+def _one_opencv_thread():
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
 
 
 STYLES = {"smooth": _smooth, "randconv": _randconv, "posterize": _posterize, "stylize": _stylize}
@@ -58,7 +77,8 @@ def restyle(img: Image.Image, mask: np.ndarray, rng: np.random.Generator, style:
     """`img` with its foreground (uint8 `mask`, 255 = Pokémon) redrawn in one style, drawn at random unless given."""
     rgb = np.asarray(img.convert("RGB"))
     name = style or list(STYLES)[int(rng.integers(len(STYLES)))]
-    styled = STYLES[name](rgb, rng).astype(np.float32)
+    with _one_opencv_thread():
+        styled = STYLES[name](rgb, rng).astype(np.float32)
     alpha = (mask.astype(np.float32) / 255.0)[..., None]
     return Image.fromarray((alpha * styled + (1 - alpha) * rgb).round().astype(np.uint8), "RGB")
 
