@@ -194,7 +194,7 @@ def test_detector_compiles_and_reports_without_simulator_accuracy(tmp_path, tiny
 
 
 def _main_py_functions() -> dict:
-    """main.py's pure functions (decode, iou, square), run here as MicroPython would run them: main.py imports
+    """main.py's pure functions (decode, iou, union, square), run here as MicroPython would run them: main.py imports
     MaixPy modules at its top, so only these definitions are taken from its source."""
     import ast
     import math
@@ -202,7 +202,7 @@ def _main_py_functions() -> dict:
     from pokedex.deploy.kmodel import MAIXPY_MAIN
 
     tree = ast.parse(MAIXPY_MAIN.read_text(encoding="utf-8"))
-    wanted = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in {"decode", "iou", "square"}]
+    wanted = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in {"decode", "iou", "union", "square"}]
     namespace = {"math": math}
     exec(compile(ast.Module(body=wanted, type_ignores=[]), str(MAIXPY_MAIN), "exec"), namespace)
     return namespace
@@ -252,6 +252,8 @@ def test_the_detector_grid_decodes_to_ultralytics_boxes_in_the_pipeline_and_in_m
     assert compared > 4  # boxes were compared, not only empty lists
     x, y, s = on_k210["square"]((-10.0, 50.0, 30.0, 70.0), 64, 240, 0.08)  # a box leaving the frame's left side
     assert x == 0 and 0 <= y <= 240 - s and s == int(40 * 240 / 64 * 1.16)
+    # an ear and a tail boxed apart: the classifier reads the square around both, as `pokedex predict` does
+    assert on_k210["union"]([(10.0, 5.0, 20.0, 15.0, 0.9), (30.0, 40.0, 50.0, 60.0, 0.5)]) == (10.0, 5.0, 50.0, 60.0)
 
 
 @needs_nncase

@@ -1,10 +1,12 @@
 # MaixPy (>= v0.6.2, which runs nncase 1.x "v5" kmodels) program for the Sipeed Maix Bit:
 # copy this folder (main.py, model.kmodel, detector.kmodel, classes.txt, manifest.json, and for a classifier
 # enrolled.json and prototypes.bin) to the root of the SD card. With a detector, each frame is searched for
-# Pokémon first: every box found gets a frame drawn around it and its name (or "no Pokemon" when nothing is
-# close to a known species); a frame without a box says "no Pokemon". Without detector.kmodel the whole square is
-# classified, as before: hold the Pokémon so that it fills most of it. Not run by the test suite (no board here):
-# its decoding of the detector's grid is (tests/test_kmodel.py runs `decode` against Ultralytics').
+# Pokémon first and answered as `pokedex predict` answers (pokedex/evaluate/views.py): the classifier reads the
+# whole square and the square around all the boxes found, and the view it is surer of names the Pokémon (the
+# detector boxes parts of a Pokémon that fills the frame; a small one reads better cut out); with no box, the
+# whole square answers. The name is "no Pokemon" when nothing is close to a known species. Without
+# detector.kmodel the whole square is classified. Not run by the test suite (no board here): its pure functions
+# are (tests/test_kmodel.py runs `decode` against Ultralytics', `union` and `square` on boxes).
 #
 # A classifier's kmodel gives one row: the trained classes' logits, then the embedding. Enrolled species (added
 # from a few pictures by the enroll stage, pokedex/evaluate/openset.py) score a * cos(embedding, prototype) + b on the
@@ -97,6 +99,11 @@ def decode(grid, gw, gh, stride, conf, iou_nms, max_boxes):
     return [(min(max(b[0], 0), w), min(max(b[1], 0), h), min(max(b[2], 0), w), min(max(b[3], 0), h), b[4]) for b in kept]
 
 
+def union(boxes):
+    """The box around all the boxes: a Pokémon the detector cut into parts is one box again."""
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
 def square(box, side, frame, margin):
     """A box (detector pixels) as the classifier's crop in the frame: square with a margin, kept inside."""
     f = frame / side
@@ -144,14 +151,18 @@ while True:
         del small
         boxes = decode(grid, side // stride, side // stride, stride, detector["conf"], detector["iou_nms"],
                        detector["max_boxes"])
-        if not boxes:
-            img.draw_string(2, 2, "no Pokemon", scale=2, color=(255, 0, 0))
-        for box in boxes:
-            x, y, s = square(box, side, FRAME, detector["box_margin"])
+        whole = img.resize(width, height)
+        label, score = name_of(whole)
+        del whole
+        if boxes:
+            x, y, s = square(union(boxes), side, FRAME, detector["box_margin"])
             crop = img.cut(x, y, s, s).resize(width, height)
-            label, score = name_of(crop)
+            crop_label, crop_score = name_of(crop)
             del crop
-            img.draw_rectangle(x, y, s, s, color=(0, 255, 0))
-            img.draw_string(x + 2, y + 2, "%s %.2f" % (label, score), scale=1, color=(255, 0, 0))
+            if crop_score > score:  # the classifier is surer of the crop: it answers, and its square is shown
+                label, score = crop_label, crop_score
+                img.draw_rectangle(x, y, s, s, color=(0, 255, 0))
+        img.draw_string(2, 2, label, scale=2, color=(255, 0, 0))
+        img.draw_string(2, 22, "%.2f" % score, scale=2, color=(255, 0, 0))
     lcd.display(img)
     gc.collect()
