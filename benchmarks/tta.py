@@ -64,14 +64,14 @@ def main() -> None:
     args = parser.parse_args()
     model = load_model(args.model)
     size = trained_size(model, 96)
-    print(f"| folder | pictures | {' | '.join(['none', 'flip', 'flip + closer', 'flip + farther', 'all four'])} |")
-    print("|---|---|---|---|---|---|---|")
-    for folder in args.field:
+    for n, folder in enumerate(args.field):
         found = field_set(folder)
         images, kept, _ = load_pictures(found, size)
         dex_ids = [found.dex_ids[i] for i in kept]
-        cells = [f"{score(s, dex_ids, len(model.names))['metrics']['top1']:.3f}" for s in rules(model, images, args.zoom).values()]
-        print(f"| {folder} | {len(kept)} | {' | '.join(cells)} |")
+        top1 = {rule: score(s, dex_ids, len(model.names))["metrics"]["top1"] for rule, s in rules(model, images, args.zoom).items()}
+        if n == 0:  # the table's header names the rules as rules() does
+            print(f"| folder | pictures | {' | '.join(top1)} |\n|---|---|{'---|' * len(top1)}")
+        print(f"| {folder} | {len(kept)} | {' | '.join(f'{v:.3f}' for v in top1.values())} |")
 
 
 if __name__ == "__main__":

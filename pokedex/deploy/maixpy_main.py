@@ -138,22 +138,16 @@ if detector:  # both stay loaded: their memory together is what compile-kmodel c
     stride = detector["stride"]
 while True:
     img = sensor.snapshot()
-    if not detector:
-        small = img.resize(width, height)  # the whole square at the model's input size
-        label, score = name_of(small)
-        del small
-        img.draw_string(2, 2, label, scale=2, color=(255, 0, 0))
-        img.draw_string(2, 22, "%.2f" % score, scale=2, color=(255, 0, 0))
-    else:
+    whole = img.resize(width, height)  # the whole square at the classifier's input size
+    label, score = name_of(whole)
+    del whole
+    if detector:
         small = img.resize(side, side)
         small.pix_to_ai()
         grid = finder.run_with_output(small, getlist=True)
         del small
         boxes = decode(grid, side // stride, side // stride, stride, detector["conf"], detector["iou_nms"],
                        detector["max_boxes"])
-        whole = img.resize(width, height)
-        label, score = name_of(whole)
-        del whole
         if boxes:
             x, y, s = square(union(boxes), side, FRAME, detector["box_margin"])
             crop = img.cut(x, y, s, s).resize(width, height)
@@ -162,7 +156,7 @@ while True:
             if crop_score > score:  # the classifier is surer of the crop: it answers, and its square is shown
                 label, score = crop_label, crop_score
                 img.draw_rectangle(x, y, s, s, color=(0, 255, 0))
-        img.draw_string(2, 2, label, scale=2, color=(255, 0, 0))
-        img.draw_string(2, 22, "%.2f" % score, scale=2, color=(255, 0, 0))
+    img.draw_string(2, 2, label, scale=2, color=(255, 0, 0))
+    img.draw_string(2, 22, "%.2f" % score, scale=2, color=(255, 0, 0))
     lcd.display(img)
     gc.collect()
