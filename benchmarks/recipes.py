@@ -9,7 +9,9 @@ data config, cached under .cache/pokedex/recipes/), trains with the pipeline's o
 clean test split (held-out animations), the scene test, and every field folder (pictures of species the
 model was not trained on are left out, so a subset of species can be explored), whole picture and, where a
 picture has a box (NNNN/<stem>.txt), cut to its box. Prints one markdown row per recipe, with the training
-time; `--out` keeps the figures as JSON. Everything runs on this machine in this process, one recipe after the
+time; `--out` keeps the figures as JSON. `--seeds 0 1` trains each recipe from each seed (`seed=S`) and adds,
+per recipe, the mean and the spread (largest minus smallest) of every figure: a recipe change is a result when
+it moves a figure by more than that spread. Everything runs on this machine in this process, one recipe after the
 other: the times of one run compare with each other.
 """
 
@@ -69,18 +71,37 @@ def field_figures(weights: Path, folders: list[Path], imgsz: int) -> dict:
     return figures
 
 
+def figure(result: dict, column: str) -> float:
+    """A column of one recipe's result as one number: top-1 for a measured folder."""
+    value = result[column]
+    return float(value["top1"] if isinstance(value, dict) else value)
+
+
+def seed_spreads(results: dict, columns: list[str]) -> dict:
+    """Recipe -> column -> the mean and the spread (largest minus smallest) of its `name@seedS` runs."""
+    by_recipe: dict[str, list[dict]] = {}
+    for name, result in results.items():
+        by_recipe.setdefault(name.rpartition("@")[0], []).append(result)
+    return {name: {c: {"mean": sum(figure(r, c) for r in runs) / len(runs),
+                       "spread": max(figure(r, c) for r in runs) - min(figure(r, c) for r in runs)} for c in columns}
+            for name, runs in by_recipe.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--field", type=Path, nargs="+", required=True)
     parser.add_argument("--base", nargs="*", default=[], help="overrides every recipe shares")
     parser.add_argument("--recipe", action="append", required=True, help="'name:override override ...'")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="train each recipe from each of these seeds")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     cache = cache_dir() / "recipes"
     results = {}
+    runs = [(name, overrides) for name, _, overrides in (r.partition(":") for r in args.recipe)]
+    if args.seeds:
+        runs = [(f"{name}@seed{seed}", f"{overrides} seed={seed}") for name, overrides in runs for seed in args.seeds]
     with scratch_dir():
-        for recipe in args.recipe:
-            name, _, overrides = recipe.partition(":")
+        for name, overrides in runs:
             cfg = compose_cfg([*args.base, *overrides.split()])
             yolo = dataset_for(cfg, cache)
             run_dir = cache / "runs" / name
@@ -96,8 +117,12 @@ def main() -> None:
     columns = [c for c in next(iter(results.values())) if c != "overrides"]
     print("| recipe | " + " | ".join(columns) + " |\n|" + "---|" * (len(columns) + 1))
     for name, r in results.items():
-        cells = [f"{r[c]['top1']:.3f}" if isinstance(r[c], dict) else str(r[c]) for c in columns]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        print(f"| {name} | " + " | ".join(f"{figure(r, c):.3f}" for c in columns) + " |")
+    if args.seeds:
+        spreads = seed_spreads(results, columns)
+        for name, spread in spreads.items():
+            print(f"| {name}: mean ± spread | " + " | ".join(f"{v['mean']:.3f} ± {v['spread']:.3f}" for v in spread.values()) + " |")
+        results.update({f"{name} (mean and spread over seeds {' '.join(map(str, args.seeds))})": s for name, s in spreads.items()})
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -183,3 +183,24 @@ def test_ultralytics_views_link_into_the_dataset_and_vanish(tiny_cfg, tiny_datas
         label = data_yaml.parent / "labels" / "train" / f"{image.stem}.txt"
         assert label.read_text() == (yolo / "labels" / "train" / label.name).read_text()
     assert not data_yaml.parent.exists()
+
+
+def test_a_repeated_source_is_linked_that_many_times_in_training_only(tiny_dataset):
+    from pokedex.train.ultra import ultralytics_data
+
+    yolo = tiny_dataset["yolo"]
+    rows = list(csv.DictReader((yolo / "splits.csv").open(newline="")))
+    picked = next(r for r in rows if r["split"] == "train")
+    part = Path(picked["source"]).name
+    with ultralytics_data(yolo, "classify", {part: 3}) as root:
+        stem = Path(picked["image"]).stem
+        copies = sorted(p.name for p in (root / "train" / stem[:4]).glob(f"{stem}*"))
+        assert copies == [f"{stem}.jpg", f"{stem}~r1.jpg", f"{stem}~r2.jpg"]
+        assert all((root / "train" / stem[:4] / c).resolve() == (yolo / "images" / "train" / picked["image"]).resolve()
+                   for c in copies)
+        holding = [r for r in rows if part in Path(r["source"]).name]  # every source name that holds the part
+        assert sorted(p.name.split("~")[0] for p in root.rglob("*~r*.jpg")) == sorted(
+            Path(r["image"]).stem for r in holding if r["split"] == "train" for _ in range(2))  # in no other split
+    with pytest.raises(PokedexError, match=r"augment\.repeat\.x=0 must map"):
+        with ultralytics_data(yolo, "classify", {"x": 0}):
+            pass

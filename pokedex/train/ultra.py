@@ -7,6 +7,7 @@ at `<project>/.ultralytics`, turns those off, and provides the font it would dow
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from pokedex import CHECKOUT
+from pokedex.core.errors import PokedexError
 
 CONFIG_DIR = CHECKOUT / ".ultralytics"
 
@@ -59,16 +61,38 @@ def trained_size(model, default: int) -> int:
     return int((getattr(model, "ckpt", None) or {}).get("train_args", {}).get("imgsz", default))
 
 
+def training_repeats(dataset_dir: Path, repeat: dict[str, int] | None) -> dict[str, int]:
+    """Training image name -> how many times it is seen per epoch, for the images whose source (splits.csv)
+    holds a key of `repeat` (`augment.repeat`, e.g. {other-dream-world: 4}); the others once."""
+    if not repeat:
+        return {}
+    for part, times in repeat.items():
+        if not str(part) or not isinstance(times, int) or times < 1:
+            raise PokedexError(f"augment.repeat.{part}={times!r} must map a non-empty part of a source name to a whole "
+                               "number of times, 1 or more (e.g. augment.repeat={other-dream-world: 4}).")
+    table = dataset_dir / "splits.csv"
+    if not table.is_file():
+        raise PokedexError(f"augment.repeat needs {table}, which names each picture's source; rebuild the dataset "
+                           "(dvc repro yolo-format) or set augment.repeat={}.")
+    with table.open(newline="", encoding="utf-8") as f:
+        rows = [row for row in csv.DictReader(f) if row["split"] == "train"]
+    times = {row["image"]: max([n for part, n in repeat.items() if str(part) in Path(row["source"]).name] or [1])
+             for row in rows}
+    return {image: n for image, n in times.items() if n > 1}
+
+
 @contextmanager
-def ultralytics_data(dataset_dir: Path, task: str) -> Iterator[Path]:
+def ultralytics_data(dataset_dir: Path, task: str, repeat: dict[str, int] | None = None) -> Iterator[Path]:
     """What Ultralytics reads for a task, as links to the YOLO dataset in a temporary folder.
 
-    classify: a class-folder tree `{train,validation,test}/{id:04d}/*.jpg` (returns its root);
+    classify: a class-folder tree `{train,validation,test}/{id:04d}/*.jpg` (returns its root); a training image
+    of a source named in `repeat` gets that many links (`<stem>~r<k>.jpg`), so it is drawn that many times an epoch;
     detect: `images/` and `labels/` with a data.yaml (returns the data.yaml).
     Ultralytics writes caches next to what it reads (train.cache, labels/train.cache); in this folder they
     vanish with it instead of changing the DVC-tracked dataset. Links, not copies: building it is cheap.
     """
     dataset_dir = dataset_dir.resolve()
+    extra = training_repeats(dataset_dir, repeat) if task == "classify" else {}
     with tempfile.TemporaryDirectory(prefix="pokedex-data-") as tmp:
         view = Path(tmp)
         for split_dir in sorted((dataset_dir / "images").iterdir()):
@@ -77,6 +101,8 @@ def ultralytics_data(dataset_dir: Path, task: str) -> Iterator[Path]:
                 link = (view / split_dir.name / image.name[:4] if task == "classify" else view / "images" / split_dir.name) / image.name
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to(image)
+                for k in range(1, extra.get(image.name, 1) if split_dir.name == "train" else 1):
+                    link.with_name(f"{image.stem}~r{k}{image.suffix}").symlink_to(image)
         if task == "classify":
             yield view
             return
