@@ -186,13 +186,15 @@ def test_ultralytics_views_link_into_the_dataset_and_vanish(tiny_cfg, tiny_datas
 
 
 def test_a_repeated_source_is_linked_that_many_times_in_training_only(tiny_dataset):
+    from omegaconf import OmegaConf
+
     from pokedex.train.ultra import ultralytics_data
 
     yolo = tiny_dataset["yolo"]
     rows = list(csv.DictReader((yolo / "splits.csv").open(newline="")))
     picked = next(r for r in rows if r["split"] == "train")
     part = Path(picked["source"]).name
-    with ultralytics_data(yolo, "classify", {part: 3}) as root:
+    with ultralytics_data(yolo, "classify", OmegaConf.create({part: 3})) as root:  # as train passes augment.repeat
         stem = Path(picked["image"]).stem
         copies = sorted(p.name for p in (root / "train" / stem[:4]).glob(f"{stem}*"))
         assert copies == [f"{stem}.jpg", f"{stem}~r1.jpg", f"{stem}~r2.jpg"]
@@ -201,6 +203,8 @@ def test_a_repeated_source_is_linked_that_many_times_in_training_only(tiny_datas
         holding = [r for r in rows if part in Path(r["source"]).name]  # every source name that holds the part
         assert sorted(p.name.split("~")[0] for p in root.rglob("*~r*.jpg")) == sorted(
             Path(r["image"]).stem for r in holding if r["split"] == "train" for _ in range(2))  # in no other split
+    with ultralytics_data(yolo, "classify", OmegaConf.create({})) as root:  # augment=none: each picture once
+        assert not list(root.rglob("*~r*.jpg"))
     with pytest.raises(PokedexError, match=r"augment\.repeat\.x=0 must map"):
         with ultralytics_data(yolo, "classify", {"x": 0}):
             pass

@@ -211,9 +211,7 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run |
                  len(trained) - len(validated), len(trained), len(trained))
     # scenes (pokedex.train.augment) are a classifier's augmentation; a detector trains on the dataset as it is
     trainer = scene_trainer(cfg.augment) if cfg.model.task == "classify" else None
-    repeat = cfg.augment.get("repeat") if cfg.model.task == "classify" else None
-    repeat = OmegaConf.to_container(repeat) if repeat else None  # {} (augment=none): each picture once
-    with ultralytics_data(dataset_dir, cfg.model.task, repeat) as data:
+    with ultralytics_data(dataset_dir, cfg.model.task, cfg.augment.get("repeat")) as data:
         model.add_callback("on_fit_epoch_end", EpochLogger(run or tracking.Run()))  # Run(): tracks nothing
         model.add_callback("on_train_start", use_every_core)
         model.add_callback("on_train_start", whole_checkpoints)

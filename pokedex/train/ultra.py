@@ -11,7 +11,7 @@ import csv
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -61,9 +61,10 @@ def trained_size(model, default: int) -> int:
     return int((getattr(model, "ckpt", None) or {}).get("train_args", {}).get("imgsz", default))
 
 
-def training_repeats(dataset_dir: Path, repeat: dict[str, int] | None) -> dict[str, int]:
+def training_repeats(dataset_dir: Path, repeat: Mapping[str, int] | None) -> dict[str, int]:
     """Training image name -> how many times it is seen per epoch, for the images whose source (splits.csv)
-    holds a key of `repeat` (`augment.repeat`, e.g. {other-dream-world: 4}); the others once."""
+    holds a key of `repeat` (`augment.repeat`, e.g. {other-dream-world: 4}); the others once. None or {}
+    (augment=none): every picture once."""
     if not repeat:
         return {}
     for part, times in repeat.items():
@@ -82,7 +83,7 @@ def training_repeats(dataset_dir: Path, repeat: dict[str, int] | None) -> dict[s
 
 
 @contextmanager
-def ultralytics_data(dataset_dir: Path, task: str, repeat: dict[str, int] | None = None) -> Iterator[Path]:
+def ultralytics_data(dataset_dir: Path, task: str, repeat: Mapping[str, int] | None = None) -> Iterator[Path]:
     """What Ultralytics reads for a task, as links to the YOLO dataset in a temporary folder.
 
     classify: a class-folder tree `{train,validation,test}/{id:04d}/*.jpg` (returns its root); a training image
