@@ -18,32 +18,38 @@ def _project_paths() -> dict[str, Path]:
     return project_paths(root)
 
 
-def _predict(args: argparse.Namespace) -> None:
-    os.environ.setdefault("YOLO_VERBOSE", "False")  # stdout carries only the predictions
-    from pokedex.predict import format_prediction, predict
-
+def _trained(args: argparse.Namespace) -> tuple[dict[str, Path], Path, Path | None, Path | None]:
+    """What predict and suggest read: the project's paths (none outside a project, with --model), the classifier,
+    its classes.txt and the detector (None with --whole): each as given, else as params.yaml names it."""
     try:
         paths = _project_paths() if args.model is None or args.classes is None else {}
     except PokedexError as exc:
         if args.model is None:
             raise PokedexError(f"{exc} Or pass --model (and --classes).") from None
         paths = {}  # a model outside any project: the names stored in it
-    model = args.model or paths["weights"]
     classes = args.classes
     if classes is None and paths:
         from pokedex.core.archive import view
 
         classes = view(paths["yolo_dataset"]) / "classes.txt"
+    detector = None
+    if not args.whole:
+        detector = args.detector or (paths.get("detector_weights") if args.model is None else None)
+        detector = detector if detector is not None and (args.detector or detector.is_file()) else None
+    return paths, args.model or paths["weights"], classes, detector
+
+
+def _predict(args: argparse.Namespace) -> None:
+    os.environ.setdefault("YOLO_VERBOSE", "False")  # stdout carries only the predictions
+    from pokedex.predict import format_prediction, predict
+
+    paths, model, classes, detector = _trained(args)
     enrolled = None
     if not args.no_enrolled:
         from pokedex.evaluate.openset import Enrolled
 
         folder = args.enrolled or (paths.get("enrolled") if args.model is None else None)
         enrolled = Enrolled.load(folder) if folder is not None and (args.enrolled or folder.is_dir()) else None
-    detector = None
-    if not args.whole:
-        detector = args.detector or (paths.get("detector_weights") if args.model is None else None)
-        detector = detector if detector is not None and (args.detector or detector.is_file()) else None
     unreadable = total = 0
     for image, ranked in predict(args.images, model, classes, args.imgsz, args.top, enrolled=enrolled,
                                  detector=detector, conf=args.conf, each_box=args.each_box):
@@ -56,6 +62,46 @@ def _predict(args: argparse.Namespace) -> None:
     if unreadable:
         raise PokedexError(f"{unreadable} of {total} images could not be read (named above); "
                            "the others were predicted.")
+
+
+def _suggest(args: argparse.Namespace) -> None:
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    from pokedex.label.suggest import suggest, write_package
+    from pokedex.predict import class_labels, open_model
+    from pokedex.train.detector import box_finder
+    from pokedex.train.ultra import trained_size
+
+    _, model_path, classes, detector = _trained(args)
+    model = open_model(model_path)
+    if model_path.suffix != ".pt" or model.task != "classify":
+        raise PokedexError(f"suggest reads the classifier's features: --model {model_path} must be the PyTorch "
+                           "classifier (.pt) the train stage writes.")
+    find_box = None
+    if detector is not None:
+        found_by = open_model(detector)
+        find_box = box_finder(found_by, trained_size(found_by, 128), args.conf)
+    suggestions, rejects = suggest(args.folder, model, class_labels(classes, model.names), find_box,
+                                   trained_size(model, 96))
+    table = write_package(args.out, suggestions, rejects, args.show)
+    print(f"{len(suggestions)} picture(s) ranked, most useful to label first: {args.out / 'index.html'}")
+    if rejects:
+        print(f"{len(rejects)} file(s) could not be read: {args.out / 'unreadable.csv'}")
+    print(f"fill in the label column of {table}, then: pokedex label {table}")
+
+
+def _label(args: argparse.Namespace) -> None:
+    from pokedex.core.config import project_root, user_pictures
+    from pokedex.label.filing import file_labels
+
+    user_dir = args.into or user_pictures(project_root())
+    done = file_labels(args.table, user_dir)
+    filed = sum(done.filed.values())
+    folders = ", ".join(f"{folder}: {n}" for folder, n in sorted(done.filed.items()))
+    print(f"filed {filed} picture(s) into {user_dir}" + (f" ({folders})" if folders else ""))
+    print(f"{done.already} already there, {done.unlabelled} row(s) not labelled; every row's outcome: {done.report}")
+    if done.missing:
+        raise PokedexError(f"{len(done.missing)} labelled picture(s) are gone, first {done.missing[0]}; the others "
+                           "were filed.")
 
 
 def _enroll(args: argparse.Namespace) -> None:
@@ -143,6 +189,25 @@ def main(argv: list[str] | None = None) -> None:
                    help="answer every box the detector finds on its own (several Pokémon in a picture), instead of "
                         "one answer per picture from the whole picture or the detector's crop, whichever is surer")
     p.set_defaults(func=_predict)
+
+    s = sub.add_parser("suggest", help="rank a folder of unlabelled pictures by how much a label would teach the "
+                       "model, and write them as a package to label (suggestions.csv, index.html)")
+    s.add_argument("folder", type=Path, help="the pictures to choose from (any tree of files)")
+    s.add_argument("--out", type=Path, required=True, help="folder to write suggestions.csv, index.html and "
+                   "unreadable.csv into")
+    s.add_argument("--model", type=Path, default=None, help="the classifier .pt (default: paths.weights of params.yaml)")
+    s.add_argument("--classes", type=Path, default=None, help="as for predict")
+    s.add_argument("--detector", type=Path, default=None, help="as for predict")
+    s.add_argument("--conf", type=float, default=0.25, help="the detector's score threshold (default: %(default)s)")
+    s.add_argument("--whole", action="store_true", help="read each whole picture, without the detector")
+    s.add_argument("--show", type=positive_int, default=300,
+                   help="pictures shown in index.html (all are in suggestions.csv; default: %(default)s)")
+    s.set_defaults(func=_suggest)
+
+    b = sub.add_parser("label", help="file the labelled rows of a suggestions.csv into data/user/NNNN/")
+    b.add_argument("table", type=Path, help="the suggestions.csv, its label column filled in")
+    b.add_argument("--into", type=Path, default=None, help="default: data.user.root of params.yaml (data/user)")
+    b.set_defaults(func=_label)
 
     n = sub.add_parser("enroll", help="add a species from a few pictures (data/enroll/NNNN/), then `dvc repro enroll`")
     n.add_argument("images", nargs="+", type=Path, help="pictures of one species")

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Bottom to top. A module may import its own folder and the folders below; folders on one line are siblings,
 # which never import each other. pokedex/__init__.py (paths, telemetry off) sits under everything; the
 # top-level modules (the `pokedex` command) over everything.
-LAYERS = [["core"], ["data"], ["train"], ["evaluate", "deploy"]]
+LAYERS = [["core"], ["data"], ["train"], ["evaluate", "deploy"], ["label"]]  # label: suggest and file your pictures
 MACHINERY = ["stages/__init__.py", "pokedex/__init__.py", "pokedex/core"]
 
 

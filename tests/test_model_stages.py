@@ -238,3 +238,25 @@ def test_a_checkpoint_saved_before_the_package_was_laid_out_by_stage_still_loads
         pickled = b"".join(saved.read(name) for name in saved.namelist() if name.endswith(".pkl"))
     assert b"cpokedex.models\nSlimClassify" in pickled  # the class, by the module it had then
     assert type(load_model(tmp_path / "old.pt").model.model[-1]) is models.SlimClassify
+
+
+def test_fine_tuning_from_weights_keeps_the_trained_head(tmp_path, tiny_dataset):
+    """model.weights carries the head over: with the learning rate at 0 the fine-tuned head is the checkpoint's own
+    (Ultralytics used to rebuild it at random: the YAML's 1025 classes did not match the checkpoint's 4)."""
+    import torch
+
+    from pokedex.train.load import load_model
+    from pokedex.train.train import fit_head
+
+    quick = ("data=tiny", "train.epochs=1", "train.batch=8", "train.plots=false")
+    first = train(make_cfg(*quick), tiny_dataset["yolo"], tmp_path / "first")
+    tuned = train(make_cfg(*quick, f"model.weights={first}", "train.lr0=0", "train.warmup_epochs=0"),
+                  tiny_dataset["yolo"], tmp_path / "tuned")
+    before, after = (load_model(p).model.model[-1].linear for p in (first, tuned))
+    assert torch.equal(before.weight, after.weight) and torch.equal(before.bias, after.bias)
+
+    model = load_model(first)  # a dataset with other classes: the known ones keep their rows, a new one starts afresh
+    assert fit_head(model, ["0002", "0003", "0007"]) == 2
+    head = model.model.model[-1].linear
+    assert head.out_features == 3 and model.model.names == {0: "0002", 1: "0003", 2: "0007"}
+    assert torch.equal(head.weight[:2], before.weight[1:3].float()) and not torch.equal(head.weight[2], before.weight[3].float())

@@ -25,13 +25,25 @@ class Paths(dict):
                            "(or `make params`).")
 
 
-def project_paths(root: Path) -> Paths:
-    """The `paths:` of root/params.yaml, as absolute paths: the one place that says where stages write."""
+def project_params(root: Path) -> dict:
+    """root/params.yaml as a dict."""
     params = root / "params.yaml"
     if not params.is_file():
         raise PokedexError(f"{params} is missing; compose it with `pokedex params` (or `make params`).")
-    paths = (yaml.safe_load(params.read_text(encoding="utf-8")) or {}).get("paths") or {}
-    return Paths({key: root / value for key, value in paths.items()})
+    return yaml.safe_load(params.read_text(encoding="utf-8")) or {}
+
+
+def project_paths(root: Path) -> Paths:
+    """The `paths:` of root/params.yaml, as absolute paths: the one place that says where stages write."""
+    return Paths({key: root / value for key, value in (project_params(root).get("paths") or {}).items()})
+
+
+def user_pictures(root: Path) -> Path:
+    """Where your labelled pictures go (`data.user.root`, read by the user source)."""
+    folder = ((project_params(root).get("data") or {}).get("user") or {}).get("root")
+    if not folder:
+        raise PokedexError("params.yaml has no data.user.root; compose it again from conf/ with `pokedex params`.")
+    return root / folder
 
 
 def project_root(start: Path | None = None) -> Path:

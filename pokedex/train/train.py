@@ -61,8 +61,38 @@ def build_model(model_cfg: DictConfig):
         weights = Path(model_cfg.weights)
         if not weights.is_file():
             raise PokedexError(f"model.weights={weights} does not exist; give a local .pt file or set model.weights=null.")
-        model.load(str(weights))  # transfers every tensor whose name and shape match (heads may differ)
+        # the checkpoint's own model, head and class names included: the architecture built above answers 1025
+        # classes (its YAML's nc), so loading into it drops a trained head of any other size
+        loaded = load_model(weights)
+        if loaded.task != task or type(loaded.model.model[-1]) is not type(model.model.model[-1]):
+            raise PokedexError(f"model.weights={weights} is a {loaded.task} model with a {type(loaded.model.model[-1]).__name__} "
+                               f"head, not one model.arch={model_cfg.arch!r} builds; pick the architecture it was trained as.")
+        model = loaded
     return model
+
+
+def fit_head(model, classes: list[str]) -> int:
+    """A classifier loaded from model.weights made to answer `classes` (the training folders' names, in
+    Ultralytics' sorted order): the last layer's rows of the classes the checkpoint knows are kept, a class it
+    does not know starts from scratch. Without this, Ultralytics rebuilds the head for the dataset's class count
+    and keeps none of it when the counts differ. Returns how many classes kept their rows."""
+    import torch
+    from torch import nn
+
+    head = model.model.model[-1]
+    known = {str(name): i for i, name in model.model.names.items()}
+    if [known.get(c) for c in classes] == list(range(len(known))):
+        return len(classes)  # the same classes in the same order
+    old = head.linear
+    new = nn.Linear(old.in_features, len(classes))
+    kept = [(row, known[c]) for row, c in enumerate(classes) if c in known]
+    with torch.no_grad():
+        for row, before in kept:
+            new.weight[row], new.bias[row] = old.weight[before], old.bias[before]
+    head.linear = new
+    model.model.names = dict(enumerate(classes))
+    model.model.yaml["nc"] = len(classes)
+    return len(kept)
 
 
 def train_args(train_cfg: DictConfig) -> dict:
@@ -211,6 +241,9 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run |
                  len(trained) - len(validated), len(trained), len(trained))
     # scenes (pokedex.train.augment) are a classifier's augmentation; a detector trains on the dataset as it is
     trainer = scene_trainer(cfg.augment) if cfg.model.task == "classify" else None
+    if cfg.model.task == "classify" and cfg.model.get("weights") and not resume:
+        log.info("train: %d of %d classes keep their rows of model.weights' head", fit_head(model, sorted(trained)),
+                 len(trained))
     with ultralytics_data(dataset_dir, cfg.model.task, cfg.augment.get("repeat")) as data:
         model.add_callback("on_fit_epoch_end", EpochLogger(run or tracking.Run()))  # Run(): tracks nothing
         model.add_callback("on_train_start", use_every_core)

@@ -8,10 +8,10 @@ add a module, list it in SOURCES and give it a `data.<name>` block in conf/data/
 on the whole pokedex/data folder, so dvc.yaml needs no change).
 """
 
-from pokedex.data.sources import folder, hf, pokeapi, pokesprite, synthetic
+from pokedex.data.sources import folder, hf, pokeapi, pokesprite, synthetic, user
 from pokedex.data.sources.base import IngestResult, cache_dir
 
 SOURCES = {"synthetic": synthetic.ingest, "folder": folder.ingest, "hf": hf.ingest, "pokeapi": pokeapi.ingest,
-           "pokesprite": pokesprite.ingest}
+           "pokesprite": pokesprite.ingest, "user": user.ingest}
 
 __all__ = ["SOURCES", "IngestResult", "cache_dir"]

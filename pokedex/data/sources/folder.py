@@ -29,9 +29,16 @@ def ingest(data: DictConfig, raw_dir: Path) -> IngestResult:
     names_file = Path(cfg.names) if cfg.get("names") else root / "classes.csv"
     names = read_names_file(names_file) if names_file.is_file() or cfg.get("names") else {}
     result = IngestResult(num_classes=num_classes, names=names)
-    for source in sorted(p for p in root.rglob("*") if not p.is_dir() and p != names_file):
+    copy_files(root, sorted(p for p in root.rglob("*") if not p.is_dir() and p != names_file), raw_dir, result)
+    return result
+
+
+def copy_files(root: Path, files: list[Path], raw_dir: Path, result: IngestResult) -> None:
+    """Copy files of root into raw_dir, keeping relative paths; classes above result.num_classes are skipped and
+    counted, a file that cannot be read goes to result.rejects."""
+    for source in files:
         rel = source.relative_to(root)
-        if len(rel.parts) == 2 and CLASS_DIR.match(rel.parts[0]) and int(rel.parts[0]) > num_classes:
+        if len(rel.parts) == 2 and CLASS_DIR.match(rel.parts[0]) and int(rel.parts[0]) > result.num_classes:
             result.skipped += 1
             continue
         if not source.is_file():  # never open() a FIFO: it would block
@@ -46,4 +53,3 @@ def ingest(data: DictConfig, raw_dir: Path) -> IngestResult:
             result.rejects.append((rel.as_posix(), f"cannot be read: {exc.strerror or exc}"))
             continue
         result.written += 1
-    return result
