@@ -17,7 +17,7 @@ from pokedex.core.config import compose_params
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ["dvc.yaml", ".dvcignore", "conf", "stages", "pokedex", "pyproject.toml", ".gitignore", "data/external",
-                 "data/enroll/README.md", "data/field/README.md"]
+                 "data/enroll/README.md", "data/field/README.md", "data/user/README.md"]
 TINY = ["debug=quick"]
 BUILT_OK, BUILT_FAILED = "built.ok", "built.failed"  # what a build leaves in BASE when it ends
 

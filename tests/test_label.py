@@ -157,3 +157,34 @@ def test_labelled_pictures_join_the_data_as_a_source_of_their_own(tmp_path):
     empty = make_cfg("data=tiny", "data.source=[synthetic,user]", f"data.user.root={tmp_path / 'nothing yet'}").data
     ingest(empty, raw, tmp_path / "classes.csv", rejects)  # nothing labelled yet: the other sources alone
     assert not list(raw.rglob("user.*")) and any(raw.rglob("synthetic.*"))
+
+
+def test_adapting_fine_tunes_on_your_pictures_with_the_training_pictures_replayed(tmp_path, tiny_dataset):
+    import os
+
+    from pokedex.train.adapt import adapt, adaptation_dataset, labelled_pictures
+    from pokedex.train.load import load_model
+    from pokedex.train.train import train
+
+    yolo = tiny_dataset["yolo"]
+    user = tmp_path / "user"
+    for folder, colour in (("0002", (0, 200, 0)), ("0007", (0, 0, 200)), ("none", (9, 9, 9))):
+        (user / folder).mkdir(parents=True)
+        _picture(user / folder / "p.png", colour)
+    pictures, rejects = labelled_pictures(user)
+    assert [(p.parent.name, dex) for p, dex in pictures] == [("0002", 2), ("0007", 7)]
+    assert [why for _, why in rejects] == ["no Pokémon (none/): not a species to learn"]
+
+    counts, unreadable = adaptation_dataset(yolo, pictures, tmp_path / "view", 32, 0.25, 0)
+    trained = sorted(p.name for p in (yolo / "images" / "train").iterdir())
+    replayed = sorted(p.name for p in (tmp_path / "view" / "images" / "train").iterdir() if "_user_" not in p.name)
+    assert counts == {"user_pictures": 2, "replayed": len(replayed)} and not unreadable
+    assert {n[:4] for n in replayed} == {n[:4] for n in trained} and len(replayed) < len(trained) / 2
+    for split in ("validation", "test"):  # measured on the dataset's own pictures, before and after
+        assert sorted(os.listdir(tmp_path / "view" / "images" / split)) == sorted(os.listdir(yolo / "images" / split))
+
+    quick = ("data=tiny", "train.epochs=1", "train.batch=8", "train.plots=false")
+    first = train(make_cfg(*quick), yolo, tmp_path / "first")
+    best, counts, _ = adapt(make_cfg(*quick, "adapt.train.epochs=1"), first, yolo, pictures, tmp_path / "adapted")
+    names = load_model(best).names
+    assert sorted(names.values()) == ["0001", "0002", "0003", "0004", "0007"]  # a species it lacked joins the head

@@ -24,8 +24,8 @@ from .conftest import _nncase_missing, needs_nncase
 from .project_copy import TINY, commit, copy_project, identify, stage_env, stage_temp_dir
 from .tiny_clip import make_tiny_clip
 
-STAGES = ["ingest", "preprocess", "yolo-format", "detect-format", "train-detector", "train", "enroll", "evaluate", "clip",
-          "export-onnx", "compile-kmodel"]
+STAGES = ["ingest", "preprocess", "yolo-format", "detect-format", "train-detector", "train", "adapt", "enroll", "evaluate",
+          "clip", "export-onnx", "compile-kmodel"]
 
 
 # Test folders whose stages run with MLflow off (tests marked `untracked`): they check what DVC reruns and
@@ -187,12 +187,31 @@ def test_the_detectors_params_rerun_its_stages_and_its_readers_never_the_classif
 
 
 @pytest.mark.slow
+@needs_nncase  # the DAG must be up to date first, compile-kmodel included
+def test_labelled_pictures_adapt_the_model_without_retraining_it(repo):
+    trained = (repo / "models" / "train" / "weights" / "best.pt").read_bytes()
+    assert (repo / "models" / "adapted" / "weights" / "best.pt").read_bytes() == trained  # no pictures: train's own
+    pictures = sorted((repo / "data" / "yolo_dataset" / "images" / "test").glob("0002_*.jpg"))[:2]
+    table = repo.parent / "suggestions.csv"
+    table.write_text("rank,path,guess1,label\n" + "".join(f"{k},{p},,2\n" for k, p in enumerate(pictures, start=1)))
+    assert "filed 2 picture(s)" in _run(["pokedex", "label", str(table)], repo)
+    assert len(list((repo / "data" / "user" / "0002").iterdir())) == 2
+    # ingest reruns (data/user is a source's folder) and gives the same data, so only adapt and what reads it follow
+    assert _ran(_run(["dvc", "repro"], repo)) == ["ingest", "adapt", "enroll", "evaluate", "clip", "export-onnx",
+                                                  "compile-kmodel"]
+    report = json.loads((repo / "models" / "adapted" / "adapt.json").read_text())
+    assert report["adapted"] and report["user_pictures"] == 2 and report["replayed"] > 0
+    assert (repo / "models" / "train" / "weights" / "best.pt").read_bytes() == trained
+    assert (repo / "models" / "adapted" / "weights" / "best.pt").read_bytes() != trained
+
+
+@pytest.mark.slow
 @pytest.mark.untracked
 @needs_nncase  # the DAG must be up to date first, compile-kmodel included
 def test_new_splits_rerun_everything_after_the_data_stages(repo):
     compose_params(repo / "params.yaml", [*TINY, "data.split.seed=1"], root=repo)
-    assert _ran(_run(["dvc", "repro"], repo)) == ["yolo-format", "detect-format", "train-detector", "train", "enroll",
-                                                  "evaluate", "clip", "export-onnx", "compile-kmodel"]
+    assert _ran(_run(["dvc", "repro"], repo)) == ["yolo-format", "detect-format", "train-detector", "train", "adapt",
+                                                  "enroll", "evaluate", "clip", "export-onnx", "compile-kmodel"]
 
 
 @pytest.mark.slow
@@ -566,7 +585,7 @@ def test_push_then_a_fresh_clone_pulls_everything_and_reruns_nothing(repo):
     identify(clone)
     assert not (clone / "deploy" / "k210").exists()
     _run(["dvc", "pull"], clone)
-    for path in ("deploy/k210/model.kmodel", "models/model.onnx", "models/train/weights/best.pt",
+    for path in ("deploy/k210/model.kmodel", "models/model.onnx", "models/train/weights/best.pt", "models/adapted/weights/best.pt",
                  "data/yolo_dataset.tar"):
         assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
     assert "up to date" in _run(["dvc", "status"], clone)
@@ -646,8 +665,8 @@ def test_pokeapi_package_through_dvc_then_a_noop_repro_needs_neither_npm_nor_the
                                           "data.image_size=32", "train.epochs=1", "train.batch=8", "train.plots=false",
                                           "evaluate.latency_images=2", *quick_detector], root=repo)
     out = _run(["dvc", "repro", "evaluate"], repo)
-    assert _ran(out) == ["ingest", "preprocess", "yolo-format", "detect-format", "train-detector", "train", "enroll",
-                         "evaluate"]
+    assert _ran(out) == ["ingest", "preprocess", "yolo-format", "detect-format", "train-detector", "train", "adapt",
+                         "enroll", "evaluate"]
     assert list((repo / ".cache" / "pokedex").glob("npm-*.tgz"))
     assert sorted(p.name for p in (repo / "data" / "raw" / "all_pokemon").iterdir()) == ["0001", "0002", "0003"]
     assert "substitute.gif,not named by a species number" in (repo / "data" / "raw" / "ingest_rejects.csv").read_text()

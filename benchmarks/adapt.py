@@ -1,0 +1,112 @@
+"""What a user's labels buy: pictures picked from a labelled pool, the model adapted to them, the rest scored.
+
+    python benchmarks/adapt.py --pool ../shared/fieldsets/web149 [--labels 1 3 5] [--pick suggest random per-species]
+        [--seeds 0 1] [--out reports/adapt.json]
+
+The pool (`NNNN/*` pictures, labelled) stands in for a user's own pictures: a budget of `--labels` labels per
+species on average is spent on the pictures `pokedex suggest` ranks first (`suggest`), on random ones (`random`),
+or on that many per species (`per-species`), and the labels are those of the pool. The rest of the pool is then
+scored (classifier on the whole picture, 905-way, top-1/top-5) before adapting and after fine-tuning on the labelled
+pictures with the training pictures replayed (pokedex/train/adapt.py, conf/adapt/), with the held-out test split
+before and after and the minutes the fine-tune took. `random` and the fine-tune's seed follow `--seeds`, so the
+spread between seeds says which differences are results. Runs on the workspace's trained model and dataset
+(models/train, data/yolo_dataset: `dvc repro` or `dvc pull` first); nothing from the pool is written anywhere
+but the scratch folder and --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pokedex import CHECKOUT
+from pokedex.core.archive import view
+from pokedex.data.dataset import split_images, load_uint8
+from pokedex.data.fieldset import FieldSet, field_set
+from pokedex.evaluate.field import class_scores, load_pictures, score
+from pokedex.label.suggest import suggest
+from pokedex.predict import class_labels
+from pokedex.train.adapt import adapt
+from pokedex.train.load import load_model
+from pokedex.train.ultra import trained_size
+
+from recipes import compose_cfg
+
+
+def picked(pick: str, pool: FieldSet, budget: int, ranking: list[Path], rng: np.random.Generator) -> set[int]:
+    """Indices into pool.paths of the pictures labelled."""
+    if pick == "suggest":
+        where = {p: i for i, p in enumerate(pool.paths)}
+        return {where[p] for p in ranking[:budget]}
+    if pick == "random":
+        return set(rng.choice(len(pool.paths), size=budget, replace=False).tolist())
+    per = max(1, round(budget / len(set(pool.dex_ids))))
+    chosen = set()
+    for dex in sorted(set(pool.dex_ids)):
+        own = [i for i, d in enumerate(pool.dex_ids) if d == dex]
+        chosen.update(rng.choice(own, size=min(per, len(own)), replace=False).tolist())
+    return chosen
+
+
+def figures(model, pool: FieldSet, rest: list[int], size: int, test: tuple[np.ndarray, np.ndarray]) -> dict:
+    part = FieldSet(pool.root, [pool.paths[i] for i in rest], [pool.dex_ids[i] for i in rest], [None] * len(rest))
+    images, kept, _ = load_pictures(part, size)
+    result = score(class_scores(model, images), [part.dex_ids[i] for i in kept], len(model.names))["metrics"]
+    test_top1 = float((class_scores(model, test[0]).argmax(1) == test[1]).mean())
+    return {"rest_top1": result["top1"], "rest_top5": result["top5"], "rest": len(kept), "test_top1": round(test_top1, 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pool", type=Path, required=True, help="a labelled folder NNNN/* standing in for your pictures")
+    parser.add_argument("--labels", type=float, nargs="+", default=[3], help="labels per species, on average")
+    parser.add_argument("--pick", nargs="+", default=["suggest", "random", "per-species"],
+                        choices=["suggest", "random", "per-species"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides for the fine-tune, e.g. adapt.train.epochs=2")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    cfg = compose_cfg(args.override)
+    weights, dataset = CHECKOUT / cfg.paths.weights, view(CHECKOUT / cfg.paths.yolo_dataset)
+    model = load_model(weights)
+    size = trained_size(model, int(cfg.data.image_size))
+    test_paths, test_labels = split_images(dataset, "test")
+    test = (load_uint8(test_paths, size), test_labels)
+    pool = field_set(args.pool)
+    species = len(set(pool.dex_ids))
+    ranking = [s.path for s in suggest(args.pool, model, class_labels(None, model.names), size=size)[0]]
+    rows = []
+    print("| labels per species | picked by | seed | labelled | rest before: top-1 / top-5 | rest fine-tuned: top-1 / top-5 "
+          "| test top-1 before -> after | minutes |\n|---|---|---|---|---|---|---|---|", flush=True)
+    for labels in args.labels:
+        budget = round(labels * species)
+        for pick in args.pick:
+            for seed in args.seeds:  # suggest picks the same pictures each time; the fine-tune's seed moves
+                chosen = picked(pick, pool, budget, ranking, np.random.default_rng(seed))
+                rest = [i for i in range(len(pool.paths)) if i not in chosen]
+                row = {"labels": labels, "pick": pick, "seed": seed, "labelled": len(chosen)}
+                row["before"] = figures(model, pool, rest, size, test)
+                with tempfile.TemporaryDirectory(prefix="pokedex-adapt-bench-") as tmp:
+                    tuned_cfg = compose_cfg([*args.override, f"seed={seed}"])
+                    start = time.perf_counter()
+                    best, _, _ = adapt(tuned_cfg, weights, dataset, [(pool.paths[i], pool.dex_ids[i]) for i in sorted(chosen)],
+                                       Path(tmp) / "run")
+                    row["minutes"] = round((time.perf_counter() - start) / 60, 1)
+                    row["fine_tuned"] = figures(load_model(best), pool, rest, size, test)
+                rows.append(row)
+                print(f"| {labels:g} | {pick} | {seed} | {len(chosen)} | {row['before']['rest_top1']:.3f} / "
+                      f"{row['before']['rest_top5']:.3f} | {row['fine_tuned']['rest_top1']:.3f} / "
+                      f"{row['fine_tuned']['rest_top5']:.3f} | {row['before']['test_top1']:.3f} -> "
+                      f"{row['fine_tuned']['test_top1']:.3f} | {row['minutes']} |", flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
