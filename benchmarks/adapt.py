@@ -6,9 +6,10 @@
 The pool (`NNNN/*` pictures, labelled) stands in for a user's own pictures: a budget of `--labels` labels per
 species on average is spent on the pictures `pokedex suggest` ranks first (`suggest`), on random ones (`random`),
 or on that many per species (`per-species`), and the labels are those of the pool. The rest of the pool is then
-scored (classifier on the whole picture, 905-way, top-1/top-5) before adapting and after fine-tuning on the labelled
-pictures with the training pictures replayed (pokedex/train/adapt.py, conf/adapt/), with the held-out test split
-before and after and the minutes the fine-tune took. `random` and the fine-tune's seed follow `--seeds`, so the
+scored (classifier on the whole picture, 905-way, top-1/top-5) three ways: as it is; with the labelled pictures as
+prototypes of their species (pokedex/evaluate/openset.py, with the enroll stage's calibration: no training); and
+fine-tuned on them with the training pictures replayed (pokedex/train/adapt.py, conf/adapt/); with the held-out
+test split each way and the minutes the fine-tune took. `random` and the fine-tune's seed follow `--seeds`, so the
 spread between seeds says which differences are results. Runs on the workspace's trained model and dataset
 (models/train, data/yolo_dataset: `dvc repro` or `dvc pull` first); nothing from the pool is written anywhere
 but the scratch folder and --out.
@@ -26,9 +27,12 @@ import numpy as np
 
 from pokedex import CHECKOUT
 from pokedex.core.archive import view
-from pokedex.data.dataset import split_images, load_uint8
+from pokedex.data.dataset import load_uint8, split_images
+from pokedex.data.classes import national_dex
 from pokedex.data.fieldset import FieldSet, field_set
+from pokedex.evaluate.features import logits_and_features
 from pokedex.evaluate.field import class_scores, load_pictures, score
+from pokedex.evaluate.openset import Enrolled
 from pokedex.label.suggest import suggest
 from pokedex.predict import class_labels
 from pokedex.train.adapt import adapt
@@ -36,6 +40,8 @@ from pokedex.train.load import load_model
 from pokedex.train.ultra import trained_size
 
 from recipes import compose_cfg
+
+METHODS = ("before", "prototypes", "fine_tuned")
 
 
 def picked(pick: str, pool: FieldSet, budget: int, ranking: list[Path], rng: np.random.Generator) -> set[int]:
@@ -53,12 +59,27 @@ def picked(pick: str, pool: FieldSet, budget: int, ranking: list[Path], rng: np.
     return chosen
 
 
-def figures(model, pool: FieldSet, rest: list[int], size: int, test: tuple[np.ndarray, np.ndarray]) -> dict:
-    part = FieldSet(pool.root, [pool.paths[i] for i in rest], [pool.dex_ids[i] for i in rest], [None] * len(rest))
+def pictures_of(pool: FieldSet, chosen: list[int], size: int) -> tuple[np.ndarray, list[int]]:
+    part = FieldSet(pool.root, [pool.paths[i] for i in chosen], [pool.dex_ids[i] for i in chosen], [None] * len(chosen))
     images, kept, _ = load_pictures(part, size)
-    result = score(class_scores(model, images), [part.dex_ids[i] for i in kept], len(model.names))["metrics"]
-    test_top1 = float((class_scores(model, test[0]).argmax(1) == test[1]).mean())
-    return {"rest_top1": result["top1"], "rest_top5": result["top5"], "rest": len(kept), "test_top1": round(test_top1, 4)}
+    return images, [part.dex_ids[i] for i in kept]
+
+
+def with_prototypes(calibrated: Enrolled, model, images: np.ndarray, dex_ids: list[int]) -> Enrolled:
+    """The labelled pictures enrolled as prototypes of their (known) species, with the enroll stage's calibration."""
+    species = sorted(set(dex_ids))
+    features = logits_and_features(model, images)[1]
+    names = national_dex()
+    return Enrolled(species, [names[d] for d in species], calibrated.embed(features).astype(np.float32),
+                    np.array([species.index(d) for d in dex_ids]), calibrated.calibration, calibrated.center)
+
+
+def figures(model, rest: tuple[np.ndarray, list[int]], test: tuple[np.ndarray, np.ndarray],
+            enrolled: Enrolled | None = None) -> dict:
+    images, dex_ids = rest
+    result = score(class_scores(model, images, enrolled), dex_ids, len(model.names), enrolled)["metrics"]
+    test_top1 = float((class_scores(model, test[0], enrolled)[:, :len(model.names)].argmax(1) == test[1]).mean())
+    return {"rest_top1": result["top1"], "rest_top5": result["top5"], "rest": len(dex_ids), "test_top1": round(test_top1, 4)}
 
 
 def main() -> None:
@@ -75,6 +96,7 @@ def main() -> None:
     cfg = compose_cfg(args.override)
     weights, dataset = CHECKOUT / cfg.paths.weights, view(CHECKOUT / cfg.paths.yolo_dataset)
     model = load_model(weights)
+    calibrated = Enrolled.load(CHECKOUT / cfg.paths.enrolled)  # the enroll stage's scale, bias and centre
     size = trained_size(model, int(cfg.data.image_size))
     test_paths, test_labels = split_images(dataset, "test")
     test = (load_uint8(test_paths, size), test_labels)
@@ -82,8 +104,9 @@ def main() -> None:
     species = len(set(pool.dex_ids))
     ranking = [s.path for s in suggest(args.pool, model, class_labels(None, model.names), size=size)[0]]
     rows = []
-    print("| labels per species | picked by | seed | labelled | rest before: top-1 / top-5 | rest fine-tuned: top-1 / top-5 "
-          "| test top-1 before -> after | minutes |\n|---|---|---|---|---|---|---|---|", flush=True)
+    print("| labels per species | picked by | seed | labelled | rest, none: top-1 / top-5 | prototypes | fine-tuned "
+          "| test top-1 before -> prototypes / fine-tuned | minutes to fine-tune |\n|---|---|---|---|---|---|---|---|---|",
+          flush=True)
     for labels in args.labels:
         budget = round(labels * species)
         for pick in args.pick:
@@ -91,18 +114,21 @@ def main() -> None:
                 chosen = picked(pick, pool, budget, ranking, np.random.default_rng(seed))
                 rest = [i for i in range(len(pool.paths)) if i not in chosen]
                 row = {"labels": labels, "pick": pick, "seed": seed, "labelled": len(chosen)}
-                row["before"] = figures(model, pool, rest, size, test)
+                others = pictures_of(pool, rest, size)
+                row["before"] = figures(model, others, test)
+                row["prototypes"] = figures(model, others, test,
+                                            with_prototypes(calibrated, model, *pictures_of(pool, sorted(chosen), size)))
                 with tempfile.TemporaryDirectory(prefix="pokedex-adapt-bench-") as tmp:
                     tuned_cfg = compose_cfg([*args.override, f"seed={seed}"])
                     start = time.perf_counter()
                     best, _, _ = adapt(tuned_cfg, weights, dataset, [(pool.paths[i], pool.dex_ids[i]) for i in sorted(chosen)],
                                        Path(tmp) / "run")
                     row["minutes"] = round((time.perf_counter() - start) / 60, 1)
-                    row["fine_tuned"] = figures(load_model(best), pool, rest, size, test)
+                    row["fine_tuned"] = figures(load_model(best), others, test)
                 rows.append(row)
-                print(f"| {labels:g} | {pick} | {seed} | {len(chosen)} | {row['before']['rest_top1']:.3f} / "
-                      f"{row['before']['rest_top5']:.3f} | {row['fine_tuned']['rest_top1']:.3f} / "
-                      f"{row['fine_tuned']['rest_top5']:.3f} | {row['before']['test_top1']:.3f} -> "
+                print(f"| {labels:g} | {pick} | {seed} | {len(chosen)} | "
+                      + " | ".join(f"{row[m]['rest_top1']:.3f} / {row[m]['rest_top5']:.3f}" for m in METHODS)
+                      + f" | {row['before']['test_top1']:.3f} -> {row['prototypes']['test_top1']:.3f} / "
                       f"{row['fine_tuned']['test_top1']:.3f} | {row['minutes']} |", flush=True)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")

@@ -108,8 +108,9 @@ def enrolled_model(tmp_path_factory):
         target.write_bytes(render_jpeg(stranger, 0, index, 64, 92))
         if index >= 5:
             queries.append(target)
+    # a species it knows, as "your camera" sees it: a picture of species 1 labelled 2 (tests its answer moves)
     (pictures / "0002").mkdir()
-    (pictures / "0002" / "a.jpg").write_bytes((pictures / "0009" / "0009_0.jpg").read_bytes())
+    (pictures / "0002" / "a.jpg").write_bytes(sorted((dataset / "images" / "test").glob("0001_*.jpg"))[0].read_bytes())
     (pictures / "loose.jpg").write_bytes(b"")
     (pictures / "README.md").write_text("documentation, not a picture")
     out = base / "enrolled"
@@ -123,12 +124,11 @@ def test_a_species_enrolled_from_five_pictures_is_recognised_and_not_given_to_ot
     from pokedex.predict import predict
 
     report, out = enrolled_model["report"], enrolled_model["out"]
-    assert report["species"] == 1 and report["pictures"] == 5 and report["rejected"] == 2
+    assert report["species"] == 2 and report["pictures"] == 6 and report["rejected"] == 1
     rejects = (out / "rejects.csv").read_text()
-    assert "0002/a.jpg,species 0002 is one of the model's 8 trained classes" in rejects
     assert "loose.jpg,not inside a folder named by a 4-digit Pokédex id" in rejects and "README" not in rejects
     enrolled = Enrolled.load(out)
-    assert enrolled.ids == [9] and enrolled.prototypes.shape == (5, 256) and enrolled.owners.tolist() == [0] * 5
+    assert enrolled.ids == [2, 9] and enrolled.prototypes.shape == (6, 256) and enrolled.owners.tolist() == [0] + [1] * 5
 
     weights, classes = enrolled_model["weights"], enrolled_model["dataset"] / "classes.txt"
     def best_species(images):  # the best-ranked species, whether or not the open-set rule accepts it
@@ -150,6 +150,15 @@ def test_a_species_enrolled_from_five_pictures_is_recognised_and_not_given_to_ot
     assert sum(any(label.startswith("0009 ") for label in labels) for labels in top3) >= 3, top3
     old = best_species(sorted((enrolled_model["dataset"] / "images" / "test").glob("*.jpg")))
     assert sum(label.startswith("0009 ") for label in old) <= len(old) // 4, old  # not the trained species'
+
+    # the known species' prototype: the picture it was enrolled from is now answered 0002 (a picture of 0001), and
+    # 0002's own column beside the trained classes stays empty (its score went to the trained class)
+    mine = enrolled_model["base"] / "enroll" / "0002" / "a.jpg"
+    ((_, before),) = list(predict([mine], weights, classes, top=8))
+    ((_, after),) = list(predict([mine], weights, classes, top=10, enrolled=enrolled))
+    def two(ranked):
+        return sum(score for label, score in ranked if label.startswith("0002 "))
+    assert after[0][0].startswith("0002 ") and two(after) > two(before) and min(dict(after).values()) == 0.0, (before, after)
 
     blank = enrolled_model["base"] / "blank.png"
     Image.new("RGB", (64, 64), (128, 128, 128)).save(blank)
@@ -212,11 +221,12 @@ def test_the_kmodel_bundle_carries_the_prototypes_and_main_py_ranks_as_the_pipel
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["classes"] == 8 and manifest["embedding_size"] == 256
     assert (bundle / "prototypes.bin").read_bytes() == (enrolled_model["out"] / "prototypes.bin").read_bytes()
-    assert (bundle / "prototypes.bin").stat().st_size == 5 * 256 * 4  # one row per enrolment picture
+    assert (bundle / "prototypes.bin").stat().st_size == 6 * 256 * 4  # one row per enrolment picture
 
-    images = load_uint8(enrolled_model["queries"], 32)
+    # species 9's pictures, and the picture that enrolled the trained species 2 (its score folds into class 2)
+    images = load_uint8([*enrolled_model["queries"], base / "enroll" / "0002" / "a.jpg"], 32)
     rows = simulate(bundle / "model.kmodel", images)
-    assert rows.shape == (5, 8 + 256)
+    assert rows.shape == (6, 8 + 256)
     logits, features = logits_and_features(load_model(enrolled_model["weights"]), images)
 
     # main.py's own reading of the bundle and its scoring function, run here on the simulator's rows
@@ -227,7 +237,7 @@ def test_the_kmodel_bundle_carries_the_prototypes_and_main_py_ranks_as_the_pipel
     data = (bundle / "prototypes.bin").read_bytes()
     prototypes = [struct.unpack("<%df" % enrolled["dim"], data[i * 1024:(i + 1) * 1024]) for i in range(len(enrolled["owners"]))]
     scope = {"math": math, "n_classes": 8, "dim": 256, "prototypes": prototypes, "owners": enrolled["owners"],
-             "scale": enrolled["scale"], "bias": enrolled["bias"], "center": enrolled["center"],
+             "scale": enrolled["scale"], "bias": enrolled["bias"], "center": enrolled["center"], "enrolled_ids": enrolled["ids"],
              "names": ["x"] * (8 + len(enrolled["ids"]))}
     exec(compile(ast.Module([scoring], []), "main.py", "exec"), scope)
     device = [scope["ranked_scores"](list(row)) for row in rows]

@@ -30,7 +30,7 @@ n_classes, dim = manifest["classes"], manifest.get("embedding_size", 0)
 with open("/sd/classes.txt") as f:
     names = ["%04d %s" % (i + 1, line.strip()) for i, line in enumerate(f)]
 
-scale, bias, threshold, prototypes, owners, center = 0.0, 0.0, 0.0, [], [], []
+scale, bias, threshold, prototypes, owners, center, enrolled_ids = 0.0, 0.0, 0.0, [], [], [], []
 try:
     with open("/sd/enrolled.json") as f:
         enrolled = json.load(f) if dim else None
@@ -39,6 +39,7 @@ except OSError:  # a bundle without enrolled species: the trained classes only
 if enrolled:
     scale, bias, threshold, center = enrolled["scale"], enrolled["bias"], enrolled["threshold"], enrolled["center"]
     owners = enrolled["owners"]  # the enrolled species of each prototype (one per enrolment picture)
+    enrolled_ids = enrolled["ids"]  # a trained species enrolled too adds its score to its trained class
     names += ["%04d %s" % (i, name) for i, name in zip(enrolled["ids"], enrolled["names"])]
     with open("/sd/prototypes.bin", "rb") as f:  # little-endian float32, one row of `dim` per prototype
         for _ in owners:
@@ -63,9 +64,14 @@ def ranked_scores(row):
             best_cos[owner] = cos
     logits += [scale * cos + bias for cos in best_cos]
     top = max(logits)
-    total = sum(math.exp(z - top) for z in logits)
-    best = max(range(len(logits)), key=lambda i: logits[i])
-    return best, 1.0 / total  # exp(top - top) / total
+    scores = [math.exp(z - top) for z in logits]
+    total = sum(scores)
+    for k, dex in enumerate(enrolled_ids):
+        if dex <= n_classes:  # a trained species: its prototypes' score joins its class's (as Enrolled.rank)
+            scores[dex - 1] += scores[n_classes + k]
+            scores[n_classes + k] = 0.0
+    best = max(range(len(scores)), key=lambda i: scores[i])
+    return best, scores[best] / total
 
 
 def iou(a, b):

@@ -137,8 +137,9 @@ def calibrate(val_logits, val_emb, val_labels, train_emb, train_labels, backgrou
     return calibration, figures
 
 
-def read_pictures(folder: Path, trained: int, size: int, min_size: int, max_pixels: int):
-    """(dex ids, uint8 NCHW pictures, rejects) of folder/NNNN/*; a README at the top is documentation."""
+def read_pictures(folder: Path, size: int, min_size: int, max_pixels: int):
+    """(dex ids, uint8 NCHW pictures, rejects) of folder/NNNN/*; a README at the top is documentation. A species
+    the model knows is enrolled too: its prototypes pull answers toward it (openset.Enrolled.rank)."""
     ids, pictures, rejects = [], [], []
     files = sorted(p for p in folder.rglob("*") if not p.is_dir()) if folder.is_dir() else []
     for path in files:
@@ -149,10 +150,8 @@ def read_pictures(folder: Path, trained: int, size: int, min_size: int, max_pixe
             rejects.append((rel, "not inside a folder named by a 4-digit Pokédex id (data/enroll/0650/*.jpg)"))
             continue
         dex = int(path.parent.name)
-        if not trained < dex <= ALL_POKEMON:
-            reason = (f"species {dex:04d} is one of the model's {trained} trained classes" if 1 <= dex <= trained
-                      else f"{dex:04d} is no Pokédex id (0001-{ALL_POKEMON})")
-            rejects.append((rel, reason))
+        if not 1 <= dex <= ALL_POKEMON:
+            rejects.append((rel, f"{dex:04d} is no Pokédex id (0001-{ALL_POKEMON})"))
             continue
         rgb = decode(path, size, min_size, max_pixels)
         if isinstance(rgb, str):
@@ -232,7 +231,7 @@ def enroll(weights: Path, dataset_dir: Path, pictures: Path, size: int, min_size
                                      normalise(bg_features - center), int(cfg.shots), float(cfg.false_accept_rate),
                                      int(cfg.seed), bool(cfg.get("refuse_unknown", False)))
 
-    ids, images, rejects = read_pictures(pictures, trained, size, min_size, max_pixels)
+    ids, images, rejects = read_pictures(pictures, size, min_size, max_pixels)
     emb = normalise(logits_and_embedding(model, images, embedding)[1] - center) if len(images) else train_features[:0]
     species = sorted(set(ids.tolist()))
     owners = np.array([species.index(i) for i in ids.tolist()], dtype=int)  # each picture is a prototype

@@ -86,7 +86,7 @@ def score(scores: np.ndarray, dex_ids: list[int], n_trained: int, enrolled: Enro
     detector found a Pokémon, for the share `found`."""
     columns = {dex - 1: dex - 1 for dex in range(1, n_trained + 1)}
     if enrolled is not None:
-        columns.update({dex - 1: n_trained + k for k, dex in enumerate(enrolled.ids)})
+        columns.update({dex - 1: n_trained + k for k, dex in enumerate(enrolled.ids) if dex > n_trained})  # known: folded
     truth = np.array([columns.get(dex - 1, -1) for dex in dex_ids])
     ranked = ranked_by_score(scores)
     acc = accuracy_metrics(truth, ranked, scores.shape[1])

@@ -126,6 +126,14 @@ class Enrolled:
                    np.asarray(meta["center"], dtype=np.float32), meta.get("embedding", dict(CLASSIFIER_EMBEDDING)))
 
     def rank(self, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """Softmax over trained classes then enrolled species (columns nc.. are self.ids in order)."""
+        """Softmax over trained classes then enrolled species (columns nc.. are self.ids in order). A species the
+        model was trained on can be enrolled too (your pictures of it, as your camera sees it): its column's
+        score is added to its trained class's and the column left at 0, so its prototypes pull answers toward it."""
         cosines = species_cosine(self.embed(features), self.prototypes, self.owners, len(self.ids))
-        return softmax(mixed_logits(logits, cosines, self.calibration.scale, self.calibration.bias))
+        scores = softmax(mixed_logits(logits, cosines, self.calibration.scale, self.calibration.bias))
+        trained = logits.shape[1]
+        for k, dex in enumerate(self.ids):
+            if dex <= trained:  # class dex - 1 is Pokédex id dex (yolo-format's contiguous classes)
+                scores[:, dex - 1] += scores[:, trained + k]
+                scores[:, trained + k] = 0.0
+        return scores
