@@ -155,10 +155,11 @@ def test_a_species_enrolled_from_five_pictures_is_recognised_and_not_given_to_ot
     # 0002's own column beside the trained classes stays empty (its score went to the trained class)
     mine = enrolled_model["base"] / "enroll" / "0002" / "a.jpg"
     ((_, before),) = list(predict([mine], weights, classes, top=8))
-    ((_, after),) = list(predict([mine], weights, classes, top=10, enrolled=enrolled))
-    def two(ranked):
-        return sum(score for label, score in ranked if label.startswith("0002 "))
-    assert after[0][0].startswith("0002 ") and two(after) > two(before) and min(dict(after).values()) == 0.0, (before, after)
+    ((_, after),) = list(predict([mine], weights, classes, top=11, enrolled=enrolled))  # every column, "no Pokémon"
+    two_before = [score for label, score in before if label.startswith("0002 ")]
+    two_after = sorted(score for label, score in after if label.startswith("0002 "))  # [its own column, trained]
+    named = [label for label, _ in after if label != NO_POKEMON]  # the open-set rule may refuse it: its best guess
+    assert named[0].startswith("0002 ") and two_after[0] == 0.0 and two_after[1] > two_before[0], (before, after)
 
     blank = enrolled_model["base"] / "blank.png"
     Image.new("RGB", (64, 64), (128, 128, 128)).save(blank)
@@ -185,7 +186,7 @@ def test_species_enrolled_in_clip_embeddings_are_ranked_with_clip_and_other_weig
     weights, dataset, base = enrolled_model["weights"], enrolled_model["dataset"], enrolled_model["base"]
     report = enroll(weights, dataset, base / "enroll", 32, 8, 10**8, cfg, tmp_path / "enrolled", tmp_path / "enroll.json")
     enrolled = Enrolled.load(tmp_path / "enrolled")
-    assert report["species"] == 1 and enrolled.embedding["kind"] == "clip" and enrolled.prototypes.shape == (5, 32)
+    assert report["species"] == 2 and enrolled.embedding["kind"] == "clip" and enrolled.prototypes.shape == (6, 32)
     answers = list(predict(enrolled_model["queries"], weights, dataset / "classes.txt", top=3, enrolled=enrolled))
     assert len(answers) == 5 and all(len(ranked) == 3 for _, ranked in answers)
 
