@@ -188,3 +188,6 @@ def test_adapting_fine_tunes_on_your_pictures_with_the_training_pictures_replaye
     best, counts, _ = adapt(make_cfg(*quick, "adapt.train.epochs=1"), first, yolo, pictures, tmp_path / "adapted")
     names = load_model(best).names
     assert sorted(names.values()) == ["0001", "0002", "0003", "0004", "0007"]  # a species it lacked joins the head
+    adapted = best.read_bytes()
+    again, _, _ = adapt(make_cfg(*quick, "adapt.train.epochs=1"), first, yolo, pictures, tmp_path / "adapted")
+    assert again.read_bytes() == adapted and not (tmp_path / "adapted.data").exists()  # byte-stable, scratch gone

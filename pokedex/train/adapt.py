@@ -93,8 +93,9 @@ def adapted_cfg(cfg: DictConfig, weights: Path) -> DictConfig:
 def adapt(cfg: DictConfig, weights: Path, dataset_dir: Path, pictures: list[tuple[Path, int]], run_dir: Path,
           timings=None) -> tuple[Path, dict, list[tuple[str, str]]]:
     """Fine-tune `weights` on `pictures` ((path, Pokédex id)) with the training pictures replayed: the adapted
-    model's best weights (run_dir/weights/best.pt), the adaptation dataset's counts, and the unreadable pictures."""
-    import tempfile
+    model (run_dir/weights/best.pt: the last epoch's, since the validation split measures sprites, not your
+    pictures), the adaptation dataset's counts, and the unreadable pictures."""
+    import shutil
 
     from pokedex.train.train import train
 
@@ -103,13 +104,19 @@ def adapt(cfg: DictConfig, weights: Path, dataset_dir: Path, pictures: list[tupl
                            "`pokedex label`: docs/labelling.md).")
     if not weights.is_file():
         raise PokedexError(f"{weights} is missing; train the model first (dvc repro train).")
-    with tempfile.TemporaryDirectory(prefix="pokedex-adapt-") as tmp:
-        counts, rejects = adaptation_dataset(dataset_dir, pictures, Path(tmp), int(cfg.data.image_size),
+    # beside run_dir under a fixed name, not a random temporary one: the checkpoints name their data
+    scratch = run_dir.with_name(f"{run_dir.name}.data")
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        counts, rejects = adaptation_dataset(dataset_dir, pictures, scratch, int(cfg.data.image_size),
                                              float(cfg.adapt.replay), int(cfg.seed), int(cfg.data.jpeg_quality),
                                              int(cfg.data.max_pixels))
         log.info("adapt: %d of your pictures (%d unreadable) beside %d replayed training pictures", counts["user_pictures"],
                  len(rejects), counts["replayed"])
-        best = train(adapted_cfg(cfg, weights), Path(tmp), run_dir, timings=timings)
+        best = train(adapted_cfg(cfg, weights), scratch, run_dir, timings=timings)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copyfile(best.with_name("last.pt"), best)
     return best, counts, rejects
 
 

@@ -74,7 +74,7 @@ def build_model(model_cfg: DictConfig):
 def fit_head(model, classes: list[str]) -> int:
     """A classifier loaded from model.weights made to answer `classes` (the training folders' names, in
     Ultralytics' sorted order): the last layer's rows of the classes the checkpoint knows are kept, a class it
-    does not know starts from scratch. Without this, Ultralytics rebuilds the head for the dataset's class count
+    does not know starts from zero. Without this, Ultralytics rebuilds the head for the dataset's class count
     and keeps none of it when the counts differ. Returns how many classes kept their rows."""
     import torch
     from torch import nn
@@ -87,6 +87,8 @@ def fit_head(model, classes: list[str]) -> int:
     new = nn.Linear(old.in_features, len(classes))
     kept = [(row, known[c]) for row, c in enumerate(classes) if c in known]
     with torch.no_grad():
+        new.weight.zero_()  # a class it does not know starts at 0 (not at random: the same bytes every run)
+        new.bias.zero_()
         for row, before in kept:
             new.weight[row], new.bias[row] = old.weight[before], old.bias[before]
     head.linear = new
