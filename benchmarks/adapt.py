@@ -94,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = compose_cfg(args.override)
-    weights, dataset = CHECKOUT / cfg.paths.weights, view(CHECKOUT / cfg.paths.yolo_dataset)
+    weights, dataset = CHECKOUT / cfg.paths.trained_weights, view(CHECKOUT / cfg.paths.yolo_dataset)
     model = load_model(weights)
     calibrated = Enrolled.load(CHECKOUT / cfg.paths.enrolled)  # the enroll stage's scale, bias and centre
     size = trained_size(model, int(cfg.data.image_size))
