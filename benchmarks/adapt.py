@@ -3,14 +3,17 @@
     python benchmarks/adapt.py --pool ../shared/fieldsets/web149 [--labels 1 3 5] [--pick suggest random per-species]
         [--seeds 0 1] [--out reports/adapt.json]
 
-The pool (`NNNN/*` pictures, labelled) stands in for a user's own pictures: a budget of `--labels` labels per
-species on average is spent on the pictures `pokedex suggest` ranks first (`suggest`), on random ones (`random`),
-or on that many per species (`per-species`), and the labels are those of the pool. The rest of the pool is then
-scored (classifier on the whole picture, 905-way, top-1/top-5) three ways: as it is; with the labelled pictures as
-prototypes of their species (pokedex/evaluate/openset.py, with the enroll stage's calibration: no training); and
-fine-tuned on them with the training pictures replayed (pokedex/train/adapt.py, conf/adapt/); with the held-out
-test split each way and the minutes the fine-tune took. `random` and the fine-tune's seed follow `--seeds`, so the
-spread between seeds says which differences are results. Runs on the workspace's trained model and dataset
+The pool (`NNNN/*` pictures, labelled) stands in for a user's own pictures. A fixed share of each species'
+pictures (`--held-out`, 0.4) is set aside and never labelled, so that every way of picking is scored on the same
+pictures; from the others a budget of `--labels` labels per species on average is spent on the pictures `pokedex
+suggest` ranks first (`suggest`), on random ones (`random`), or on that many per species (`per-species`), the
+labels being the pool's. The held-out pictures are then scored (classifier on the whole picture, 905-way,
+top-1/top-5) three ways: as it is; with the labelled pictures as prototypes of their species
+(pokedex/evaluate/openset.py, with the enroll stage's calibration: no training); and fine-tuned on them with the
+training pictures replayed (pokedex/train/adapt.py, conf/adapt/). Also shown: the fine-tuned model on every
+picture not labelled (`rest`: held-out and pool alike), the sprite test split each way, and the minutes the
+fine-tune took. `random` and the fine-tune's seed follow `--seeds`, so the spread between seeds says which
+differences are results. Runs on the workspace's trained model and dataset
 (models/train, data/yolo_dataset: `dvc repro` or `dvc pull` first); nothing from the pool is written anywhere
 but the scratch folder and --out.
 """
@@ -42,19 +45,29 @@ from pokedex.train.ultra import trained_size
 from recipes import compose_cfg
 
 METHODS = ("before", "prototypes", "fine_tuned")
+HELD_OUT_SEED = 1234  # the held-out pictures are the same whatever --seeds says
 
 
-def picked(pick: str, pool: FieldSet, budget: int, ranking: list[Path], rng: np.random.Generator) -> set[int]:
-    """Indices into pool.paths of the pictures labelled."""
-    if pick == "suggest":
-        where = {p: i for i, p in enumerate(pool.paths)}
-        return {where[p] for p in ranking[:budget]}
-    if pick == "random":
-        return set(rng.choice(len(pool.paths), size=budget, replace=False).tolist())
-    per = max(1, round(budget / len(set(pool.dex_ids))))
-    chosen = set()
+def held_out(pool: FieldSet, share: float) -> set[int]:
+    """A fixed share of each species' pictures, never labelled: every pick and method is scored on the same ones."""
+    rng, kept = np.random.default_rng(HELD_OUT_SEED), set()
     for dex in sorted(set(pool.dex_ids)):
         own = [i for i, d in enumerate(pool.dex_ids) if d == dex]
+        kept.update(rng.choice(own, size=round(share * len(own)), replace=False).tolist())
+    return kept
+
+
+def picked(pick: str, pool: FieldSet, candidates: list[int], budget: int, ranking: list[Path],
+           rng: np.random.Generator) -> set[int]:
+    """Indices into pool.paths of the pictures labelled, out of `candidates`."""
+    if pick == "suggest":
+        where = {pool.paths[i]: i for i in candidates}
+        return set([where[p] for p in ranking if p in where][:budget])
+    if pick == "random":
+        return set(rng.choice(candidates, size=budget, replace=False).tolist())
+    per, chosen = max(1, round(budget / len({pool.dex_ids[i] for i in candidates}))), set()
+    for dex in sorted({pool.dex_ids[i] for i in candidates}):
+        own = [i for i in candidates if pool.dex_ids[i] == dex]
         chosen.update(rng.choice(own, size=min(per, len(own)), replace=False).tolist())
     return chosen
 
@@ -74,12 +87,15 @@ def with_prototypes(calibrated: Enrolled, model, images: np.ndarray, dex_ids: li
                     np.array([species.index(d) for d in dex_ids]), calibrated.calibration, calibrated.center)
 
 
-def figures(model, rest: tuple[np.ndarray, list[int]], test: tuple[np.ndarray, np.ndarray],
+def figures(model, parts: dict[str, tuple[np.ndarray, list[int]]], test: tuple[np.ndarray, np.ndarray],
             enrolled: Enrolled | None = None) -> dict:
-    images, dex_ids = rest
-    result = score(class_scores(model, images, enrolled), dex_ids, len(model.names), enrolled)["metrics"]
+    """top-1 / top-5 on each part of the pool (`held_out`, `rest`), and the sprite test split's top-1."""
+    found = {}
+    for name, (images, dex_ids) in parts.items():
+        result = score(class_scores(model, images, enrolled), dex_ids, len(model.names), enrolled)["metrics"]
+        found.update({f"{name}_top1": result["top1"], f"{name}_top5": result["top5"], name: len(dex_ids)})
     test_top1 = float((class_scores(model, test[0], enrolled)[:, :len(model.names)].argmax(1) == test[1]).mean())
-    return {"rest_top1": result["top1"], "rest_top5": result["top5"], "rest": len(dex_ids), "test_top1": round(test_top1, 4)}
+    return {**found, "test_top1": round(test_top1, 4)}
 
 
 def main() -> None:
@@ -89,6 +105,8 @@ def main() -> None:
     parser.add_argument("--pick", nargs="+", default=["suggest", "random", "per-species"],
                         choices=["suggest", "random", "per-species"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--held-out", type=float, default=0.4,
+                        help="share of each species' pictures scored and never labelled (default: %(default)s)")
     parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides for the fine-tune, e.g. adapt.train.epochs=2")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -103,20 +121,24 @@ def main() -> None:
     pool = field_set(args.pool)
     species = len(set(pool.dex_ids))
     ranking = [s.path for s in suggest(args.pool, model, class_labels(None, model.names), size=size)[0]]
+    aside = held_out(pool, args.held_out)
+    candidates = [i for i in range(len(pool.paths)) if i not in aside]
+    scored_on = pictures_of(pool, sorted(aside), size)
     rows = []
-    print("| labels per species | picked by | seed | labelled | rest, none: top-1 / top-5 | prototypes | fine-tuned "
-          "| test top-1 before -> prototypes / fine-tuned | minutes to fine-tune |\n|---|---|---|---|---|---|---|---|---|",
-          flush=True)
+    print(f"Held out: {len(aside)} pictures; labels picked among the other {len(candidates)}.\n\n"
+          "| labels per species | picked by | seed | labelled | held out, none: top-1 / top-5 | prototypes | fine-tuned "
+          "| rest, fine-tuned | test top-1 before -> prototypes / fine-tuned | minutes to fine-tune |\n"
+          "|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for labels in args.labels:
         budget = round(labels * species)
         for pick in args.pick:
             for seed in args.seeds:  # suggest picks the same pictures each time; the fine-tune's seed moves
-                chosen = picked(pick, pool, budget, ranking, np.random.default_rng(seed))
-                rest = [i for i in range(len(pool.paths)) if i not in chosen]
+                chosen = picked(pick, pool, candidates, budget, ranking, np.random.default_rng(seed))
+                parts = {"held_out": scored_on,
+                         "rest": pictures_of(pool, [i for i in range(len(pool.paths)) if i not in chosen], size)}
                 row = {"labels": labels, "pick": pick, "seed": seed, "labelled": len(chosen)}
-                others = pictures_of(pool, rest, size)
-                row["before"] = figures(model, others, test)
-                row["prototypes"] = figures(model, others, test,
+                row["before"] = figures(model, parts, test)
+                row["prototypes"] = figures(model, parts, test,
                                             with_prototypes(calibrated, model, *pictures_of(pool, sorted(chosen), size)))
                 with tempfile.TemporaryDirectory(prefix="pokedex-adapt-bench-") as tmp:
                     tuned_cfg = compose_cfg([*args.override, f"seed={seed}"])
@@ -124,12 +146,13 @@ def main() -> None:
                     best, _, _ = adapt(tuned_cfg, weights, dataset, [(pool.paths[i], pool.dex_ids[i]) for i in sorted(chosen)],
                                        Path(tmp) / "run")
                     row["minutes"] = round((time.perf_counter() - start) / 60, 1)
-                    row["fine_tuned"] = figures(load_model(best), others, test)
+                    row["fine_tuned"] = figures(load_model(best), parts, test)
                 rows.append(row)
                 print(f"| {labels:g} | {pick} | {seed} | {len(chosen)} | "
-                      + " | ".join(f"{row[m]['rest_top1']:.3f} / {row[m]['rest_top5']:.3f}" for m in METHODS)
-                      + f" | {row['before']['test_top1']:.3f} -> {row['prototypes']['test_top1']:.3f} / "
-                      f"{row['fine_tuned']['test_top1']:.3f} | {row['minutes']} |", flush=True)
+                      + " | ".join(f"{row[m]['held_out_top1']:.3f} / {row[m]['held_out_top5']:.3f}" for m in METHODS)
+                      + f" | {row['fine_tuned']['rest_top1']:.3f} | {row['before']['test_top1']:.3f} -> "
+                      f"{row['prototypes']['test_top1']:.3f} / {row['fine_tuned']['test_top1']:.3f} | {row['minutes']} |",
+                      flush=True)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
 
