@@ -70,7 +70,7 @@ def unsure_of_light(tmp_path, pool):
     return tmp_path / "unsure.pt"
 
 
-def test_suggest_ranks_the_picture_the_model_is_unsure_of_first(pool, unsure_of_light, tmp_path):
+def test_suggest_ranks_the_picture_the_model_is_unsure_of_first(pool, unsure_of_light, tmp_path, monkeypatch):
     from pokedex.train.load import load_model
 
     model = load_model(unsure_of_light)
@@ -80,6 +80,8 @@ def test_suggest_ranks_the_picture_the_model_is_unsure_of_first(pool, unsure_of_
     assert suggestions[1].guesses[0][0] == "0002 Ivysaur" and suggestions[0].guesses[0][1] == pytest.approx(0.5, abs=0.02)
     assert rejects == [("broken.jpg", rejects[0][1])] and "not an image" in rejects[0][1]
 
+    # the command quiets Ultralytics for its own process; here it must not quiet the stages this worker starts later
+    monkeypatch.setenv("YOLO_VERBOSE", "False")
     main(["suggest", str(pool), "--out", str(tmp_path / "package"), "--model", str(unsure_of_light), "--whole"])
     rows = list(csv.DictReader((tmp_path / "package" / "suggestions.csv").open(newline="", encoding="utf-8")))
     assert [r["path"] for r in rows] == [str(pool / "light.png"), str(pool / "dark.png")]
