@@ -138,6 +138,8 @@ def test_an_unknown_label_names_its_row_and_files_nothing(tmp_path):
     assert not (tmp_path / "user").exists()
     with pytest.raises(PokedexError, match="label '1026' is neither"):
         file_labels(_table(table, [(1, pic, "", "1026")]), tmp_path / "user")
+    with pytest.raises(PokedexError, match="label 'accept' is neither"):  # no first guess to accept
+        file_labels(_table(table, [(1, pic, "", "accept")]), tmp_path / "user")
 
 
 def test_labelled_pictures_join_the_data_as_a_source_of_their_own(tmp_path):

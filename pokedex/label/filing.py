@@ -20,6 +20,7 @@ from pokedex.core.errors import PokedexError
 from pokedex.core.io import file_digest, write_csv
 from pokedex.data.classes import ALL_POKEMON, national_dex
 from pokedex.data.sources.user import NONE_DIR
+from pokedex.evaluate.openset import NO_POKEMON
 
 ACCEPT, NONE = "accept", "none"
 LEADING_ID = re.compile(r"^(\d+)\b")
@@ -43,7 +44,7 @@ def folder_for(label: str, first_guess: str, names: dict[str, int]) -> str | Non
     text = label.strip()
     if text.casefold() == ACCEPT:
         text = first_guess.strip()
-        if not LEADING_ID.match(text):  # the first guess was "(no Pokémon)"
+        if text == NO_POKEMON:  # the model's first guess was no Pokémon; an empty guess names nothing
             return NONE_DIR
     if text.casefold() == NONE:
         return NONE_DIR

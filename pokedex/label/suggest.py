@@ -77,19 +77,22 @@ def read_pool(files: list[Path], root: Path, model, size: int, find_box: Callabl
             box = find_box(rgb) if find_box is not None else None
             kept.append(path)
             wholes.append(_square(rgb, size))
-            crops.append(_square(crop_to_box(rgb, box), size) if box is not None else wholes[-1])
+            crops.append(_square(crop_to_box(rgb, box), size) if box is not None else None)
             found.append(box is not None)
             boxes.append(_corners(box, rgb) if box is not None else None)
         bar.update(min(CHUNK, len(files) - start))
         if not wholes:
             continue
-        whole_logits, whole_features = logits_and_features(model, np.stack(wholes))
-        crop_logits, crop_features = logits_and_features(model, np.stack(crops))
-        surer = crop_is_surer(softmax(whole_logits).max(1), softmax(crop_logits).max(1), found)
-        logits.append(np.where(surer[:, None], crop_logits, whole_logits))
-        features.append(np.where(surer[:, None], crop_features, whole_features))
-        for i in np.flatnonzero(~surer):
-            boxes[len(boxes) - len(found) + i] = None  # the whole picture answered
+        chunk_logits, chunk_features = logits_and_features(model, np.stack(wholes))
+        boxed = np.flatnonzero(found)
+        if len(boxed):  # the crops, where the detector found something: each answers where the classifier is surer
+            crop_logits, crop_features = logits_and_features(model, np.stack([crops[i] for i in boxed]))
+            surer = crop_is_surer(softmax(chunk_logits[boxed]).max(1), softmax(crop_logits).max(1), True)
+            chunk_logits[boxed[surer]], chunk_features[boxed[surer]] = crop_logits[surer], crop_features[surer]
+            for i in boxed[~surer]:
+                boxes[len(boxes) - len(found) + i] = None  # the whole picture answered
+        logits.append(chunk_logits)
+        features.append(chunk_features)
     bar.close()
     dim = model.model.model[-1].linear.in_features
     return (kept, boxes, np.concatenate(logits) if logits else np.zeros((0, len(model.names))),
