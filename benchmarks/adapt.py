@@ -8,9 +8,10 @@ pictures (`--held-out`, 0.4) is set aside and never labelled, so that every way 
 pictures; from the others a budget of `--labels` labels per species on average is spent on the pictures `pokedex
 suggest` ranks first (`suggest`), on random ones (`random`), or on that many per species (`per-species`), the
 labels being the pool's. The held-out pictures are then scored (classifier on the whole picture, 905-way,
-top-1/top-5) three ways: as it is; with the labelled pictures as prototypes of their species
-(pokedex/evaluate/openset.py, with the enroll stage's calibration: no training); and fine-tuned on them with the
-training pictures replayed (pokedex/train/adapt.py, conf/adapt/). Also shown: the fine-tuned model on every
+top-1/top-5) four ways: as it is; with the labelled pictures as prototypes of their species
+(pokedex/evaluate/openset.py, with the enroll stage's calibration: no training); fine-tuned on them with the
+training pictures replayed (pokedex/train/adapt.py, conf/adapt/); and the fine-tuned model with the same
+pictures enrolled on it as prototypes (pokedex/evaluate/enroll.py, calibrated anew on that model). Also shown: the fine-tuned model on every
 picture not labelled (`rest`: held-out and pool alike), the sprite test split each way, and the minutes the
 fine-tune took. `random` and the fine-tune's seed follow `--seeds`, so the spread between seeds says which
 differences are results. Runs on the workspace's trained model and dataset
@@ -30,21 +31,22 @@ import numpy as np
 
 from pokedex import CHECKOUT
 from pokedex.core.archive import view
-from pokedex.data.dataset import load_uint8, split_images
 from pokedex.data.classes import national_dex
+from pokedex.data.dataset import load_uint8, split_images
 from pokedex.data.fieldset import FieldSet, field_set
+from pokedex.evaluate.enroll import enroll
 from pokedex.evaluate.features import logits_and_features
 from pokedex.evaluate.field import class_scores, load_pictures, score
 from pokedex.evaluate.openset import Enrolled
 from pokedex.label.suggest import suggest
+from pokedex.model.load import load_model
+from pokedex.model.ultra import trained_size
 from pokedex.predict import class_labels
 from pokedex.train.adapt import adapt
-from pokedex.train.load import load_model
-from pokedex.train.ultra import trained_size
 
 from recipes import compose_cfg
 
-METHODS = ("before", "prototypes", "fine_tuned")
+METHODS = ("before", "prototypes", "fine_tuned", "fine_tuned_prototypes")
 HELD_OUT_SEED = 1234  # the held-out pictures are the same whatever --seeds says
 
 
@@ -87,6 +89,19 @@ def with_prototypes(calibrated: Enrolled, model, images: np.ndarray, dex_ids: li
                     np.array([species.index(d) for d in dex_ids]), calibrated.calibration, calibrated.center)
 
 
+def enrolled_with(weights: Path, cfg, dataset: Path, pool: FieldSet, chosen: list[int], size: int, tmp: Path) -> Enrolled:
+    """The labelled pictures enrolled on `weights` as the enroll stage enrols data/enroll (calibrated anew on
+    that model): the fine-tuned model with prototypes of the same labels."""
+    folder = tmp / "enroll"
+    for i in chosen:
+        link = folder / f"{pool.dex_ids[i]:04d}" / f"{i:05d}{pool.paths[i].suffix.lower()}"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(pool.paths[i].resolve())
+    enroll(weights, dataset, folder, size, int(cfg.data.min_image_size), int(cfg.data.max_pixels), cfg.enroll,
+           tmp / "enrolled", tmp / "enroll.json")
+    return Enrolled.load(tmp / "enrolled")
+
+
 def figures(model, parts: dict[str, tuple[np.ndarray, list[int]]], test: tuple[np.ndarray, np.ndarray],
             enrolled: Enrolled | None = None) -> dict:
     """top-1 / top-5 on each part of the pool (`held_out`, `rest`), and the sprite test split's top-1."""
@@ -127,8 +142,8 @@ def main() -> None:
     rows = []
     print(f"Held out: {len(aside)} pictures; labels picked among the other {len(candidates)}.\n\n"
           "| labels per species | picked by | seed | labelled | held out, none: top-1 / top-5 | prototypes | fine-tuned "
-          "| rest, fine-tuned | test top-1 before -> prototypes / fine-tuned | minutes to fine-tune |\n"
-          "|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "| fine-tuned + prototypes | rest, fine-tuned | test top-1 before -> prototypes / fine-tuned | minutes to fine-tune |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for labels in args.labels:
         budget = round(labels * species)
         for pick in args.pick:
@@ -146,7 +161,10 @@ def main() -> None:
                     best, _, _ = adapt(tuned_cfg, weights, dataset, [(pool.paths[i], pool.dex_ids[i]) for i in sorted(chosen)],
                                        Path(tmp) / "run")
                     row["minutes"] = round((time.perf_counter() - start) / 60, 1)
-                    row["fine_tuned"] = figures(load_model(best), parts, test)
+                    tuned = load_model(best)
+                    row["fine_tuned"] = figures(tuned, parts, test)
+                    row["fine_tuned_prototypes"] = figures(
+                        tuned, parts, test, enrolled_with(best, tuned_cfg, dataset, pool, sorted(chosen), size, Path(tmp)))
                 rows.append(row)
                 print(f"| {labels:g} | {pick} | {seed} | {len(chosen)} | "
                       + " | ".join(f"{row[m]['held_out_top1']:.3f} / {row[m]['held_out_top5']:.3f}" for m in METHODS)

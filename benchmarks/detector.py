@@ -25,9 +25,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from pokedex.data.boxes import MATCH_IOU, iou, true_boxes
-from pokedex.train.detector import detect, evaluate_detector
-from pokedex.train.load import load_model
-from pokedex.train.ultra import trained_size
+from pokedex.model.detector import detect, evaluate_detector
+from pokedex.model.load import load_model
+from pokedex.model.ultra import trained_size
 
 SIDES = (0, 40, 64, 96, 10_000)  # box side bins, pixels of the detector's input
 

@@ -35,7 +35,7 @@ from pokedex.evaluate.clip import clip_features, enrolment_embedding
 from pokedex.evaluate.enroll import enroll
 from pokedex.evaluate.features import logits_and_features
 from pokedex.evaluate.openset import Enrolled, auroc, logits_and_embedding
-from pokedex.train.load import load_model
+from pokedex.model.load import load_model
 
 
 def subset_dataset(dataset: Path, classes: int, out: Path) -> Path:

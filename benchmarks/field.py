@@ -27,9 +27,9 @@ from PIL import Image, ImageDraw
 from pokedex.data.classes import class_label, national_dex
 from pokedex.evaluate.field import score_folder
 from pokedex.evaluate.openset import Enrolled
-from pokedex.train.detector import box_finder
-from pokedex.train.load import load_model
-from pokedex.train.ultra import trained_size
+from pokedex.model.detector import box_finder
+from pokedex.model.load import load_model
+from pokedex.model.ultra import trained_size
 
 THUMB = 96
 

@@ -20,7 +20,7 @@ from hydra import compose, initialize_config_dir
 from pokedex.core.errors import PokedexError
 from pokedex.deploy.export import export_onnx
 from pokedex.deploy.k210 import compile_kmodel, simulate
-from pokedex.train.train import build_model
+from pokedex.model.build import build_model
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 MB = 1024 * 1024

@@ -34,7 +34,7 @@ from pokedex.data.sources import cache_dir
 from pokedex.data.yolo_format import write_yolo_dataset
 from pokedex.evaluate.evaluate import evaluate
 from pokedex.evaluate.field import score_folder
-from pokedex.train.load import load_model
+from pokedex.model.load import load_model
 from pokedex.train.train import train
 
 

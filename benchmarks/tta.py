@@ -19,8 +19,8 @@ from PIL import Image
 
 from pokedex.data.fieldset import field_set
 from pokedex.evaluate.field import class_scores, load_pictures, score
-from pokedex.train.load import load_model
-from pokedex.train.ultra import trained_size
+from pokedex.model.load import load_model
+from pokedex.model.ultra import trained_size
 
 
 def zoomed(images: np.ndarray, share: float) -> np.ndarray:

@@ -24,9 +24,9 @@ from pokedex.data.fieldset import field_set
 from pokedex.data.preprocess import MAX_PIXELS, decode
 from pokedex.evaluate.field import class_scores
 from pokedex.evaluate.views import surer_scores
-from pokedex.train.detector import detect
-from pokedex.train.load import load_model
-from pokedex.train.ultra import trained_size
+from pokedex.model.detector import detect
+from pokedex.model.load import load_model
+from pokedex.model.ultra import trained_size
 
 
 def views(classifier, detector, folder: Path, conf: float):

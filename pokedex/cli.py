@@ -67,9 +67,9 @@ def _predict(args: argparse.Namespace) -> None:
 def _suggest(args: argparse.Namespace) -> None:
     os.environ.setdefault("YOLO_VERBOSE", "False")
     from pokedex.label.suggest import suggest, write_package
+    from pokedex.model.detector import box_finder
+    from pokedex.model.ultra import trained_size
     from pokedex.predict import class_labels, open_model
-    from pokedex.train.detector import box_finder
-    from pokedex.train.ultra import trained_size
 
     _, model_path, classes, detector = _trained(args)
     model = open_model(model_path)

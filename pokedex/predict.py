@@ -3,7 +3,7 @@
 With the enroll stage's output (models/enrolled/) and a .pt classifier, enrolled species are ranked with the
 trained classes and an image far from every known species is answered "(no Pokémon)" (pokedex/evaluate/openset.py).
 
-With the one-class detector (models/detector/, pokedex/train/detector.py), one answer per picture: the box around
+With the one-class detector (models/detector/, pokedex/model/detector.py), one answer per picture: the box around
 what it finds is cut out (made square with a margin) and the answer comes from that crop or from the whole
 picture, whichever the classifier is surer of (pokedex/evaluate/views.py: a Pokémon that fills the picture is
 often found as parts); where it finds nothing, from the whole picture. `each_box` answers every box on its
@@ -23,12 +23,12 @@ from pokedex.core.errors import PokedexError
 from pokedex.data.boxes import box_from_corners, crop_to_box
 from pokedex.data.classes import class_label, national_dex
 from pokedex.data.preprocess import MAX_PIXELS, decode
-from pokedex.evaluate.evaluate import NO_DETECTION, NO_DETECTION_LABEL
 from pokedex.evaluate.openset import NO_POKEMON, Enrolled, logits_and_embedding
 from pokedex.evaluate.views import crop_is_surer
-from pokedex.train.detector import box_finder, detect
-from pokedex.train.load import load_model
-from pokedex.train.ultra import trained_size
+from pokedex.model.detector import box_finder, detect
+from pokedex.model.load import load_model
+from pokedex.model.ranking import NO_DETECTION, NO_DETECTION_LABEL
+from pokedex.model.ultra import trained_size
 
 
 def class_labels(classes_file: Path | None, model_names: dict[int, str]) -> dict[int, str]:

@@ -259,9 +259,9 @@ def field_figures(folders: list[Path], weights: Path, detector: Path | None, enr
     enrolled species and the "no Pokémon" rule when enrolled_dir holds them, as predict does by default)."""
     from pokedex.evaluate.field import score_folder
     from pokedex.evaluate.openset import Enrolled
-    from pokedex.train.detector import box_finder
-    from pokedex.train.load import load_model
-    from pokedex.train.ultra import trained_size
+    from pokedex.model.detector import box_finder
+    from pokedex.model.load import load_model
+    from pokedex.model.ultra import trained_size
 
     for folder in folders:
         if not folder.is_dir():

@@ -7,19 +7,22 @@ from pathlib import Path
 from pokedex.core import tracking
 from pokedex.core.stage import stage
 from pokedex.core.timings import Timings
-from pokedex.train.adapt import adapt_or_keep, labelled_pictures
+from pokedex.data.sources.user import labelled_pictures
+from pokedex.train.adapt import adapt_or_keep
 
 
 @stage("adapt_run")
 def main(cfg):
-    p, user = cfg.paths, Path(cfg.data.user.root)
-    args = (cfg, Path(p.trained_weights), Path(p.yolo_dataset), user, Path(p.adapt_run))
-    if not labelled_pictures(user)[0]:  # the trained weights, copied: later stages record into the train run
-        adapt_or_keep(*args)
+    p = cfg.paths
+    labelled = labelled_pictures(Path(cfg.data.user.root))
+    call = dict(trained=Path(p.trained_weights), dataset_dir=Path(p.yolo_dataset), labelled=labelled,
+                run_dir=Path(p.adapt_run))
+    if not labelled[0]:  # the trained weights, copied: later stages record into the train run
+        adapt_or_keep(cfg, **call)
         return
     timings = Timings()
     with tracking.training_run(cfg, timings, stage="adapt") as run:
-        best = adapt_or_keep(*args, timings=timings)
+        best = adapt_or_keep(cfg, **call, timings=timings)
         tracking.record_training(run, best, [best, Path(p.adapt_run) / "adapt.json", Path(p.adapt_run) / "results.csv"])
 
 

@@ -12,8 +12,8 @@ from pokedex.evaluate.clip import measure
 def main(cfg):
     p = cfg.paths
     reports = Path(p.clip_reports)
-    metrics = measure(cfg.clip, Path(p.weights), Path(p.yolo_dataset), cfg.data.image_size, reports,
-                      cache_dir() / "clip")
+    metrics = measure(cfg.clip, weights=Path(p.weights), dataset_dir=Path(p.yolo_dataset), imgsz=cfg.data.image_size,
+                      out_dir=reports, cache=cache_dir() / "clip")
     if cfg.clip.model is not None:
         tracking.record("clip", cfg, Path(p.weights), metrics, [reports / "metrics.json", reports / "per_class.csv"])
 

@@ -15,9 +15,10 @@ def main(cfg):
     detector = Detector(Path(p.detector_weights), Path(p.detect_dataset), int(cfg.detector.data.image_size),
                         float(cfg.detector.conf))
     timings = Timings()
-    report = compile_and_measure(Path(p.onnx), Path(p.yolo_dataset), cfg.data.image_size, cfg.model.task, cfg.kmodel,
-                                 Path(p.k210_bundle), Path(p.kmodel_report), Path(p.kmodel_metrics), Path(p.enrolled),
-                                 detector, timings)
+    report = compile_and_measure(onnx=Path(p.onnx), dataset_dir=Path(p.yolo_dataset), size=cfg.data.image_size,
+                                 task=cfg.model.task, cfg=cfg.kmodel, bundle=Path(p.k210_bundle),
+                                 report_path=Path(p.kmodel_report), metrics_path=Path(p.kmodel_metrics),
+                                 enrolled=Path(p.enrolled), detector=detector, timings=timings)
     tracking.record("compile-kmodel", cfg, Path(p.weights), report, [Path(p.kmodel_report)], timings)
 
 

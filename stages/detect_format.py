@@ -9,7 +9,8 @@ from pokedex.data.detection import write_detection_dataset
 
 @stage("detect_dataset")
 def main(cfg):
-    write_detection_dataset(Path(cfg.paths.yolo_dataset), Path(cfg.paths.detect_dataset), cfg.detector.data)
+    write_detection_dataset(classifier_dataset=Path(cfg.paths.yolo_dataset), out=Path(cfg.paths.detect_dataset),
+                            cfg=cfg.detector.data)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ def main(cfg):
     p, data = cfg.paths, cfg.data
     timings = Timings()
     with timings.timer("enroll_s"):
-        report = enroll(Path(p.weights), Path(p.yolo_dataset), Path(p.enroll_pictures), int(data.image_size),
-                        int(data.min_image_size), int(data.max_pixels), cfg.enroll, Path(p.enrolled),
-                        Path(p.enroll_report))
+        report = enroll(weights=Path(p.weights), dataset_dir=Path(p.yolo_dataset), pictures=Path(p.enroll_pictures),
+                        size=int(data.image_size), min_size=int(data.min_image_size), max_pixels=int(data.max_pixels),
+                        cfg=cfg.enroll, clip=cfg.clip, out_dir=Path(p.enrolled), report_path=Path(p.enroll_report))
     tracking.record("enroll", cfg, Path(p.weights), report, [Path(p.enroll_report), Path(p.enrolled) / "rejects.csv"],
                     timings)
 

@@ -9,8 +9,8 @@ from pokedex.core.stage import stage
 from pokedex.core.timings import Timings
 from pokedex.evaluate.evaluate import evaluate
 from pokedex.evaluate.openset import Enrolled
-from pokedex.train.detector import box_finder
-from pokedex.train.load import load_model
+from pokedex.model.detector import box_finder
+from pokedex.model.load import load_model
 
 
 @stage("eval_reports")
@@ -21,8 +21,9 @@ def main(cfg):
     detector = load_model(Path(p.detector_weights))
     find_box = box_finder(detector, cfg.detector.data.image_size, cfg.detector.conf)
     timings = Timings()
-    metrics = evaluate(Path(p.weights), Path(p.yolo_dataset), cfg.data.image_size, cfg.evaluate, reports, enrolled,
-                       Path(p.field), find_box, timings)
+    metrics = evaluate(weights=Path(p.weights), dataset_dir=Path(p.yolo_dataset), imgsz=cfg.data.image_size,
+                       eval_cfg=cfg.evaluate, out_dir=reports, enrolled=enrolled, field_dir=Path(p.field),
+                       find_box=find_box, timings=timings)
     tracking.record("evaluate", cfg, Path(p.weights), metrics,
                     [reports / "metrics.json", reports / "confusion_matrix.png", reports / "frames.png",
                      reports / "per_class.csv", reports / "field_per_class.csv"], timings)

@@ -12,8 +12,8 @@ from pokedex.deploy.export import export_with_parity
 def main(cfg):
     p = cfg.paths
     timings = Timings()
-    report = export_with_parity(Path(p.weights), Path(p.yolo_dataset), cfg.data.image_size, cfg.export,
-                                Path(p.onnx), Path(p.onnx_report), timings)
+    report = export_with_parity(weights=Path(p.weights), dataset_dir=Path(p.yolo_dataset), imgsz=cfg.data.image_size,
+                                export_cfg=cfg.export, onnx_out=Path(p.onnx), report=Path(p.onnx_report), timings=timings)
     tracking.record("export-onnx", cfg, Path(p.weights), report, [Path(p.onnx), Path(p.onnx_report)], timings)
 
 

@@ -9,7 +9,8 @@ from pokedex.data.ingest import ingest
 @stage("raw", "classes", "ingest_rejects", "raw_index")
 def main(cfg):
     p = cfg.paths
-    ingest(cfg.data, Path(p.raw), Path(p.classes), Path(p.ingest_rejects), index=Path(p.raw_index))
+    ingest(cfg.data, raw_dir=Path(p.raw), class_table=Path(p.classes), rejects=Path(p.ingest_rejects),
+           index=Path(p.raw_index))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pokedex.data.preprocess import preprocess
 @stage("processed", "manifest", "rejects")
 def main(cfg):
     p = cfg.paths
-    preprocess(Path(p.raw), Path(p.processed), Path(p.manifest), Path(p.rejects),
+    preprocess(raw_root=Path(p.raw), out_root=Path(p.processed), manifest=Path(p.manifest), rejects=Path(p.rejects),
                size=cfg.data.image_size, quality=cfg.data.jpeg_quality, workers=cfg.data.workers,
                min_size=cfg.data.min_image_size, max_pixels=cfg.data.max_pixels)
 

@@ -13,7 +13,7 @@ def main(cfg):
     run_dir = Path(cfg.paths.train_run)
     timings = Timings()
     with tracking.training_run(cfg, timings) as run:  # open before training: every epoch is logged
-        best = train(cfg, Path(cfg.paths.yolo_dataset), run_dir, run, timings)
+        best = train(cfg, dataset_dir=Path(cfg.paths.yolo_dataset), run_dir=run_dir, run=run, timings=timings)
         tracking.record_training(run, best, [best, run_dir / "results.csv"])
 
 

@@ -9,7 +9,8 @@ from pokedex.data.yolo_format import write_yolo_dataset
 @stage("yolo_dataset")
 def main(cfg):
     p = cfg.paths
-    write_yolo_dataset(Path(p.manifest), Path(p.processed), Path(p.classes), Path(p.yolo_dataset), cfg.data.split)
+    write_yolo_dataset(manifest=Path(p.manifest), processed_root=Path(p.processed), class_table=Path(p.classes),
+                       out=Path(p.yolo_dataset), split=cfg.data.split)
 
 
 if __name__ == "__main__":

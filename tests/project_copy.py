@@ -29,7 +29,7 @@ def _dump():
     stage = os.path.basename(sys.argv[0])
     if os.path.basename(os.path.dirname(sys.argv[0])) != "stages":
         return
-    # files, not names: a module may be loaded under a second name (pokedex/train/load.py's alias)
+    # files, not names: a module may be loaded under a second name (pokedex/model/load.py's alias)
     files = sorted({os.path.relpath(m.__file__) for n, m in list(sys.modules.items())
                     if n.split(".")[0] in ("pokedex", "stages") and getattr(m, "__file__", None)})
     with open(os.environ["POKEDEX_IMPORT_LOG"], "a") as f:

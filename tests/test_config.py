@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -22,6 +23,88 @@ def test_committed_params_equal_composition_of_conf(tmp_path):
     assert yaml.safe_load((ROOT / "params.yaml").read_text()) == yaml.safe_load(composed.read_text()), (
         "params.yaml is stale: run `make params` after editing conf/"
     )
+
+
+def test_each_param_rule_is_declared_once_by_the_module_that_reads_the_key():
+    """PARAM_RULES live with the code that reads the keys (the stage decorator collects those of the modules a stage
+    loaded): no key in two modules, none in core (which knows nothing of Pokémon), each one a key of params.yaml."""
+    import ast
+    import importlib
+
+    from pokedex.core.checks import RULES_NAME, declared_rules
+
+    owners: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "pokedex").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == RULES_NAME for t in node.targets):
+                parts = path.relative_to(ROOT).with_suffix("").parts
+                module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+                for key in node.value.keys:
+                    owners.setdefault(key.value, []).append(module)
+                importlib.import_module(module)
+    assert {key: mods for key, mods in owners.items() if len(mods) > 1} == {}
+    assert not [key for key, (mod,) in owners.items() if mod.startswith("pokedex.core")]
+    assert len(owners) >= 45 and set(declared_rules()) == set(owners)
+    params = OmegaConf.create(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    assert [key for key in owners if OmegaConf.select(params, key, default="absent") == "absent"] == []
+
+
+def test_every_stage_checks_each_rule_of_the_params_it_reads():
+    """A stage collects the PARAM_RULES of the modules loaded when it starts (its entrypoint's module-level imports,
+    and theirs): for each stage, every declared rule of a key it lists in dvc.yaml is among them."""
+    import ast
+
+    from pokedex.core.checks import _covered, stage_params
+
+    def module_file(name: str) -> Path | None:
+        path = ROOT / Path(*name.split("."))
+        return path / "__init__.py" if (path / "__init__.py").is_file() else path.with_suffix(".py") if \
+            path.with_suffix(".py").is_file() else None
+
+    def loaded_at_start(entry: str) -> dict[str, ast.Module]:
+        seen: dict[str, ast.Module] = {}
+        todo = [entry]
+        while todo:
+            name = todo.pop()
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):  # a module's packages run first
+                prefix = ".".join(parts[:i])
+                if prefix in seen or (file := module_file(prefix)) is None:
+                    continue
+                seen[prefix] = tree = ast.parse(file.read_text(encoding="utf-8"))
+                for node in tree.body:  # module level only: what runs before the stage checks its params
+                    if isinstance(node, ast.Import):
+                        todo += [a.name for a in node.names]
+                    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                        todo += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        return seen
+
+    def rules_of(tree: ast.Module) -> set[str]:
+        return {k.value for node in tree.body if isinstance(node, ast.Assign)
+                and any(getattr(t, "id", None) == "PARAM_RULES" for t in node.targets) for k in node.value.keys}
+
+    declared = {key for path in (ROOT / "pokedex").rglob("*.py") for key in rules_of(ast.parse(path.read_text()))}
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, spec in stages.items():
+        checked = {key for tree in loaded_at_start(spec["cmd"].split()[-1]).values() for key in rules_of(tree)}
+        watched = stage_params(ROOT, name)
+        assert sorted(k for k in declared if _covered(k, watched) and k not in checked) == [], name
+
+
+def test_the_detectors_training_keys_come_from_the_train_group():
+    """detector.train is conf/train/detector.yaml: the classifier's recipe (conf/train/default.yaml) with the
+    detector's own keys over it, so a key they share is written once; conf/detector/ writes none of them."""
+    cfg = make_cfg()
+    own = yaml.safe_load((ROOT / "conf" / "train" / "detector.yaml").read_text())
+    shared = yaml.safe_load((ROOT / "conf" / "train" / "default.yaml").read_text())
+    assert own["defaults"] == ["default", "_self_"]
+    own_keys = set(own) - {"defaults"}
+    assert dict(cfg.detector.train) == {**shared, **{k: own[k] for k in own_keys}}
+    assert {"epochs", "batch", "optimizer", "cache"} <= set(shared) - own_keys  # written once, for both models
+    detector_group = yaml.safe_load((ROOT / "conf" / "detector" / "default.yaml").read_text())
+    assert "train" not in detector_group and "model" not in detector_group
+    assert dict(cfg.detector.model) == yaml.safe_load((ROOT / "conf" / "model" / "k210n-det.yaml").read_text())
+    assert "clip" not in cfg.enroll  # one CLIP block: enroll.embedding=clip reads clip.model and clip.pretrained
 
 
 def test_every_dvc_param_key_exists_in_params():

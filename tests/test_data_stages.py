@@ -163,7 +163,7 @@ def test_bad_split_fractions_name_the_key(tmp_path, tiny_dataset):
 
 
 def test_ultralytics_views_link_into_the_dataset_and_vanish(tiny_cfg, tiny_dataset):
-    from pokedex.train.ultra import ultralytics_data
+    from pokedex.model.ultra import ultralytics_data
 
     yolo = tiny_dataset["yolo"]
     n_classes = tiny_cfg.data.synthetic.num_classes
@@ -188,7 +188,7 @@ def test_ultralytics_views_link_into_the_dataset_and_vanish(tiny_cfg, tiny_datas
 def test_a_repeated_source_is_linked_that_many_times_in_training_only(tiny_dataset):
     from omegaconf import OmegaConf
 
-    from pokedex.train.ultra import ultralytics_data
+    from pokedex.model.ultra import ultralytics_data
 
     yolo = tiny_dataset["yolo"]
     rows = list(csv.DictReader((yolo / "splits.csv").open(newline="")))

@@ -17,10 +17,12 @@ from pokedex.data.boxes import at_threshold, crop_to_box, iou, matched
 from pokedex.data.detection import write_detection_dataset
 from pokedex.data.scenes import compose, compose_with_box, foreground_mask
 from pokedex.evaluate.openset import NO_POKEMON
+from pokedex.model.build import build_model
+from pokedex.model.detector import box_finder, detect, evaluate_detector
+from pokedex.model.load import load_model
 from pokedex.predict import predict
-from pokedex.train.detector import box_finder, detect, detector_view, evaluate_detector
-from pokedex.train.load import load_model
-from pokedex.train.train import build_model, train
+from pokedex.train.detector import detector_view
+from pokedex.train.train import train
 
 from .conftest import make_cfg
 

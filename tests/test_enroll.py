@@ -181,10 +181,11 @@ def test_species_enrolled_in_clip_embeddings_are_ranked_with_clip_and_other_weig
     from .tiny_clip import make_tiny_clip
 
     config, checkpoint = make_tiny_clip(tmp_path / "clip")
-    cfg = OmegaConf.merge(enrolled_model["cfg"].enroll, {"embedding": "clip", "clip": {"model": str(config),
-                                                                                        "pretrained": str(checkpoint)}})
+    cfg = OmegaConf.merge(enrolled_model["cfg"].enroll, {"embedding": "clip"})
+    clip = OmegaConf.create({"model": str(config), "pretrained": str(checkpoint)})
     weights, dataset, base = enrolled_model["weights"], enrolled_model["dataset"], enrolled_model["base"]
-    report = enroll(weights, dataset, base / "enroll", 32, 8, 10**8, cfg, tmp_path / "enrolled", tmp_path / "enroll.json")
+    report = enroll(weights, dataset, base / "enroll", 32, 8, 10**8, cfg, tmp_path / "enrolled", tmp_path / "enroll.json",
+                    clip=clip)
     enrolled = Enrolled.load(tmp_path / "enrolled")
     assert report["species"] == 2 and enrolled.embedding["kind"] == "clip" and enrolled.prototypes.shape == (6, 32)
     answers = list(predict(enrolled_model["queries"], weights, dataset / "classes.txt", top=3, enrolled=enrolled))
@@ -195,8 +196,8 @@ def test_species_enrolled_in_clip_embeddings_are_ranked_with_clip_and_other_weig
     pokedex.evaluate.clip._clip_for_enrolment.cache_clear()
     with pytest.raises(PokedexError, match=r"embedded with other CLIP weights .*\(dvc repro -f enroll\)"):
         list(predict(enrolled_model["queries"][:1], weights, dataset / "classes.txt", top=3, enrolled=enrolled))
-    with pytest.raises(PokedexError, match=r"enroll.embedding=clip needs a CLIP model: set enroll.clip.model"):
-        embedding_of(OmegaConf.merge(cfg, {"clip": {"model": None}}))
+    with pytest.raises(PokedexError, match=r"enroll.embedding=clip needs a CLIP model: set clip.model"):
+        embedding_of(cfg, OmegaConf.create({"model": None, "pretrained": None}))
     with pytest.raises(PokedexError, match=r"enroll.embedding='pixels' is invalid"):
         embedding_of(OmegaConf.merge(cfg, {"embedding": "pixels"}))
 
@@ -211,7 +212,7 @@ def test_the_kmodel_bundle_carries_the_prototypes_and_main_py_ranks_as_the_pipel
     from pokedex.deploy.k210 import simulate
     from pokedex.deploy.kmodel import compile_and_measure
     from pokedex.evaluate.features import logits_and_features
-    from pokedex.train.load import load_model
+    from pokedex.model.load import load_model
 
     base, cfg = enrolled_model["base"], enrolled_model["cfg"]
     onnx_path = export_onnx(enrolled_model["weights"], 32, 12, True, base / "model.onnx")

@@ -78,7 +78,7 @@ def test_a_detectors_box_replaces_the_photos_own_and_the_surer_view_answers(tmp_
     found = field_set(fixture_folder(tmp_path / "field"))
     seen = []
 
-    def find_box(picture):  # stands for pokedex.train.detector.box_finder: the left half of 0001/desk.jpg, nothing in 0002
+    def find_box(picture):  # stands for pokedex.model.detector.box_finder: the left half of 0001/desk.jpg, nothing in 0002
         seen.append(picture.size)
         return (0.25, 0.5, 0.5, 1.0) if picture.size == (80, 40) else None
 

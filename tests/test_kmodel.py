@@ -115,7 +115,7 @@ def test_constructed_classifier_agrees_between_onnxruntime_and_the_k210_simulato
 def test_k210_architecture_with_1025_classes_fits_the_chip(tmp_path):
     """model=k210n-cls at 1025 classes and 224 px: kmodel <= 3 MB and nncase's total memory <= 6 MB."""
     from pokedex.deploy.export import export_onnx
-    from pokedex.train.train import build_model
+    from pokedex.model.build import build_model
 
     from .conftest import make_cfg
 
@@ -179,7 +179,7 @@ def test_detector_compiles_and_reports_without_simulator_accuracy(tmp_path, tiny
 
     from pokedex.deploy.export import export_onnx
     from pokedex.deploy.kmodel import compile_and_measure
-    from pokedex.train.train import build_model
+    from pokedex.model.build import build_model
 
     from .conftest import make_cfg
 
@@ -217,8 +217,8 @@ def test_the_detector_grid_decodes_to_ultralytics_boxes_in_the_pipeline_and_in_m
     from omegaconf import OmegaConf
 
     from pokedex.deploy.grid import decode, export_grid_onnx
-    from pokedex.train.load import load_model
-    from pokedex.train.train import build_model
+    from pokedex.model.build import build_model
+    from pokedex.model.load import load_model
 
     torch.manual_seed(0)
     model = build_model(OmegaConf.create({"task": "detect", "arch": "k210n-det.yaml", "weights": None}))
@@ -268,7 +268,7 @@ def test_the_k210_bundle_holds_both_kmodels_and_a_main_py_that_parses(tmp_path, 
     from pokedex.data.detection import write_detection_dataset
     from pokedex.deploy.export import export_onnx
     from pokedex.deploy.kmodel import Detector, compile_and_measure
-    from pokedex.train.train import build_model
+    from pokedex.model.build import build_model
 
     from .conftest import make_cfg
 

@@ -16,8 +16,8 @@ from pokedex.core.errors import PokedexError
 from pokedex.evaluate.features import logits_and_features
 from pokedex.label.filing import file_labels
 from pokedex.label.suggest import ranked, suggest
+from pokedex.model.build import build_model
 from pokedex.predict import class_labels
-from pokedex.train.train import build_model
 
 from .conftest import make_cfg
 
@@ -71,7 +71,7 @@ def unsure_of_light(tmp_path, pool):
 
 
 def test_suggest_ranks_the_picture_the_model_is_unsure_of_first(pool, unsure_of_light, tmp_path, monkeypatch):
-    from pokedex.train.load import load_model
+    from pokedex.model.load import load_model
 
     model = load_model(unsure_of_light)
     suggestions, rejects = suggest(pool, model, class_labels(None, model.names), size=SIZE, progress=False)
@@ -166,8 +166,9 @@ def test_labelled_pictures_join_the_data_as_a_source_of_their_own(tmp_path):
 def test_adapting_fine_tunes_on_your_pictures_with_the_training_pictures_replayed(tmp_path, tiny_dataset):
     import os
 
-    from pokedex.train.adapt import adapt, adaptation_dataset, labelled_pictures
-    from pokedex.train.load import load_model
+    from pokedex.data.sources.user import labelled_pictures
+    from pokedex.model.load import load_model
+    from pokedex.train.adapt import adapt, adaptation_dataset
     from pokedex.train.train import train
 
     yolo = tiny_dataset["yolo"]

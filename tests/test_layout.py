@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Bottom to top. A module may import its own folder and the folders below; folders on one line are siblings,
 # which never import each other. pokedex/__init__.py (paths, telemetry off) sits under everything; the
 # top-level modules (the `pokedex` command) over everything.
-LAYERS = [["core"], ["data"], ["train"], ["evaluate", "deploy"], ["label"]]  # label: suggest and file your pictures
+LAYERS = [["core"], ["data"], ["model"], ["train", "evaluate", "deploy"], ["label"]]  # label: suggest and file your pictures
 MACHINERY = ["stages/__init__.py", "pokedex/__init__.py", "pokedex/core"]
 
 
@@ -127,6 +127,18 @@ def test_imports_only_point_down_the_layers():
             if other_height > height or (other_height == height and other_folder != folder):
                 wrong.append(f"{module} imports {other}")
     assert not wrong, "imports that point up or sideways (see LAYERS):\n" + "\n".join(sorted(wrong))
+
+
+def test_what_reads_a_model_never_loads_the_training_code():
+    """Models are built, loaded and run on their own floor (pokedex/model/): evaluate, deploy, the labelling tools
+    and the `pokedex` command reach nothing of pokedex/train/, so a change to training reruns none of their stages."""
+    graph = import_graph()
+    readers = [m for m in graph if m.split(".")[:2] in (["pokedex", "evaluate"], ["pokedex", "deploy"],
+                                                         ["pokedex", "label"])] + ["pokedex.predict", "pokedex.report"]
+    assert len(readers) > 15
+    for module in readers:
+        reached = sorted(m for m in reachable(graph, module) if m.startswith("pokedex.train"))
+        assert not reached, f"{module} reaches {reached}"
 
 
 def test_each_stage_depends_on_exactly_the_code_folders_it_can_reach():

@@ -15,8 +15,9 @@ from pokedex.core.timings import Timings
 from pokedex.deploy.export import export_with_parity
 from pokedex.evaluate.accuracy import accuracy_metrics
 from pokedex.evaluate.evaluate import confusion_matrix, evaluate
+from pokedex.model.build import build_model
 from pokedex.predict import predict
-from pokedex.train.train import build_model, train, train_args
+from pokedex.train.train import train, train_args
 
 from .conftest import make_cfg
 
@@ -216,28 +217,31 @@ def test_a_damaged_checkpoint_is_named_when_resuming(tmp_path):
         resumable(tmp_path, {})
 
 
-def test_a_checkpoint_saved_before_the_package_was_laid_out_by_stage_still_loads(tmp_path):
-    """Earlier checkpoints (DVC remotes, old experiments) pickled our layers as pokedex.models.*."""
+@pytest.mark.parametrize("former", ["pokedex.models", "pokedex.train.models"])
+def test_a_checkpoint_saved_before_models_had_their_floor_still_loads(tmp_path, former):
+    """Earlier checkpoints (DVC remotes, old experiments, the committed models) pickled our layers as
+    pokedex.models.* (before the package was laid out by stage) or pokedex.train.models.* (before pokedex/model/)."""
     import sys
     import zipfile
 
     from omegaconf import OmegaConf
 
-    from pokedex.train import models
-    from pokedex.train.load import FORMER_MODELS_MODULE, load_model
+    from pokedex.model import layers
+    from pokedex.model.load import FORMER_LAYERS_MODULES, load_model
 
+    assert former in FORMER_LAYERS_MODULES
     model = build_model(OmegaConf.create({"task": "classify", "arch": "k210n-cls.yaml", "weights": None}))
-    sys.modules[FORMER_MODELS_MODULE] = models  # saved as the old package saved it
-    models.SlimClassify.__module__ = FORMER_MODELS_MODULE
+    sys.modules[former] = layers  # saved as the old package saved it
+    layers.SlimClassify.__module__ = former
     try:
         model.save(str(tmp_path / "old.pt"))
     finally:
-        models.SlimClassify.__module__ = models.__name__
-        del sys.modules[FORMER_MODELS_MODULE]
+        layers.SlimClassify.__module__ = layers.__name__
+        del sys.modules[former]
     with zipfile.ZipFile(tmp_path / "old.pt") as saved:
         pickled = b"".join(saved.read(name) for name in saved.namelist() if name.endswith(".pkl"))
-    assert b"cpokedex.models\nSlimClassify" in pickled  # the class, by the module it had then
-    assert type(load_model(tmp_path / "old.pt").model.model[-1]) is models.SlimClassify
+    assert f"c{former}\nSlimClassify".encode() in pickled  # the class, by the module it had then
+    assert type(load_model(tmp_path / "old.pt").model.model[-1]) is layers.SlimClassify
 
 
 def test_fine_tuning_from_weights_keeps_the_trained_head(tmp_path, tiny_dataset):
@@ -245,7 +249,7 @@ def test_fine_tuning_from_weights_keeps_the_trained_head(tmp_path, tiny_dataset)
     (Ultralytics used to rebuild it at random: the YAML's 1025 classes did not match the checkpoint's 4)."""
     import torch
 
-    from pokedex.train.load import load_model
+    from pokedex.model.load import load_model
     from pokedex.train.train import fit_head
 
     quick = ("data=tiny", "train.epochs=1", "train.batch=8", "train.plots=false")

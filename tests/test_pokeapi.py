@@ -301,7 +301,7 @@ def test_scene_augmentation_puts_training_images_off_white_and_refuses_bad_setti
     assert [round(scene_probability(e, 10, 0.6, 0.5), 2) for e in range(10)] == [0.12, 0.24, 0.36, 0.48] + [0.6] * 6
     assert scene_probability(0, 10, 0.6, 0.0) == 0.6
     assert scene_trainer(make_cfg("augment=none").augment) is None
-    with pytest.raises(PokedexError, match=r"augment.p=1.5 must be a probability"):
+    with pytest.raises(PokedexError, match=r"augment.p=1.5 is invalid: it must be a number ≥ 0 and ≤ 1"):
         scene_trainer(make_cfg("augment.p=1.5").augment)
     with pytest.raises(PokedexError, match=r"augment.scale=\[0.9, 0.5\] must be \[low, high\]"):
         scene_trainer(make_cfg("augment.scale=[0.9,0.5]").augment)

@@ -14,7 +14,9 @@ from pokedex.core import mlflow_store, tracking
 from pokedex.core.checks import changed_params, check_params, stage_params
 from pokedex.core.errors import PokedexError
 from pokedex.core.process import output_locks, process_dir
+from pokedex.data import preprocess  # noqa: F401 - check_params collects the rules of the modules loaded, as a
 from pokedex.deploy import k210
+from pokedex.train import augment, train  # noqa: F401 - stage's entrypoint loads the modules that read its params
 
 from .conftest import ROOT, make_cfg
 

@@ -331,7 +331,7 @@ def test_a_non_image_is_named_so_even_after_ultralytics_patched_pillow(tmp_path)
     """Importing Ultralytics replaces PIL.Image.open with a version that retries unknown files with the
     (absent) pi-heif plugin and raises ImportError; preprocess must still say 'not an image'."""
     from pokedex.data.preprocess import decode
-    from pokedex.train.ultra import ultralytics_offline
+    from pokedex.model.ultra import ultralytics_offline
 
     ultralytics_offline()
     import ultralytics.utils.patches  # noqa: F401 - the patch itself

@@ -78,8 +78,8 @@ def test_pictures_like_yours_are_scored_whole_and_through_predict_beside_the_tes
     import pytest
 
     from pokedex.core.errors import PokedexError
+    from pokedex.model.build import build_model
     from pokedex.report import field_figures, field_section
-    from pokedex.train.train import build_model
 
     from .conftest import make_cfg
     from .test_detection import built

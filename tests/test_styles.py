@@ -68,7 +68,7 @@ def test_training_augmentation_is_deterministic_from_its_seed_and_its_settings_a
     assert np.array_equal(np.asarray(augment_image(img, mask, np.random.default_rng(1), off, 0.0)), np.asarray(img))
     assert scene_trainer(off) is None
     assert scene_trainer(make_cfg("augment=none", "augment.style=0.5").augment) is not None  # style alone trains
-    with pytest.raises(PokedexError, match=r"augment.style=1.5 must be a probability"):
+    with pytest.raises(PokedexError, match=r"augment.style=1.5 is invalid: it must be a number ≥ 0 and ≤ 1"):
         scene_trainer(make_cfg("augment.style=1.5").augment)
     with pytest.raises(PokedexError, match=r"augment.contrast=\[1.3, 0.4\] must be \[low, high\]"):
         scene_trainer(make_cfg("augment.contrast=[1.3,0.4]").augment)

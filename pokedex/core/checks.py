@@ -1,5 +1,8 @@
 """Params checked before a stage touches its outputs, and checked again after: the ones DVC records for it.
 
+The rules live with the code that reads the keys (each module's PARAM_RULES: what no library checks before work
+starts, or checks only after outputs were deleted); the stage decorator collects those of the modules it loaded.
+
 dvc.yaml lists, for each stage, the params it reads; DVC writes their values into dvc.lock (and its run
 cache) when the stage ends. So a stage (1) validates those params before deleting anything, and (2) fails
 when params.yaml changed under it while it ran (e.g. a refused `dvc exp run -S` has already rewritten it),
@@ -8,6 +11,7 @@ because DVC would otherwise record outputs made with one value under another.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,57 +51,26 @@ class Number:
 
 FRACTION = Number(float, 0, 1)
 COUNT = Number(int, 1)
-# Keys whose values no library checks before work starts (or checks only after outputs were deleted).
-RULES: dict[str, Number] = {
-    "seed": Number(int, 0),
-    "data.num_classes": Number(int, 1, 1025),
-    "data.synthetic.num_classes": Number(int, 1, 1025),
-    "data.synthetic.images_per_class": COUNT,
-    "data.synthetic.image_size": Number(int, 16),
-    "data.synthetic.jpeg_quality": Number(int, 1, 100),
-    "data.pokeapi.frames_per_animation": COUNT,
-    "data.image_size": Number(int, 16),
-    "data.jpeg_quality": Number(int, 1, 100),
-    "data.min_image_size": COUNT,
-    "data.max_pixels": COUNT,
-    "data.workers": Number(int, 1, nullable=True),
-    "data.split.train": FRACTION,
-    "data.split.validation": FRACTION,
-    "data.split.test": FRACTION,
-    "train.epochs": COUNT,
-    "train.batch": COUNT,  # Ultralytics reads 0 and -1 as "pick one" and trains at 16 while we'd record 0
-    "train.nbs": COUNT,
-    "train.lr0": Number(float, 0, above=True),
-    "train.lrf": Number(float, 0, above=True),
-    "train.patience": COUNT,
-    "train.workers": Number(int, 0),
-    "train.warmup_epochs": Number(float, 0),
-    "train.weight_decay": Number(float, 0),
-    "augment.p": FRACTION,
-    "augment.ramp": FRACTION,
-    "augment.camera": Number(float, 0),
-    "augment.style": FRACTION,
-    "augment.light": FRACTION,
-    "augment.view": FRACTION,
-    "enroll.shots": COUNT,
-    "enroll.false_accept_rate": Number(float, 0, 0.99),
-    "enroll.negatives": COUNT,
-    "enroll.seed": Number(int, 0),
-    "evaluate.batch": COUNT,
-    "evaluate.latency_images": Number(int, 0),
-    "evaluate.no_pokemon": COUNT,
-    "evaluate.scene.camera": Number(float, 0),
-    "export.opset": Number(int, 7),
-    "export.parity_images": COUNT,
-    "export.max_abs_diff": Number(float, 0),
-    "export.min_top1_agreement": FRACTION,
-    "kmodel.calibration_images": COUNT,
-    "kmodel.eval_images": Number(int, 0),
-    "kmodel.ram_limit_mb": Number(float, 0, above=True),
-    "kmodel.flash_limit_mb": Number(float, 0, above=True),
-    "clip.batch": COUNT,
-    "clip.probe.steps": COUNT,
-}
+RULES_NAME = "PARAM_RULES"  # a module that owns params declares their rules as PARAM_RULES = {"group.key": Number(...)}
+
+
+def declared_rules() -> dict[str, Number]:
+    """The PARAM_RULES of every loaded pokedex module: the rules of the keys read by the code a stage has loaded.
+    Each key is declared once, by the module that reads it (tests/test_config.py checks that no two do)."""
+    rules: dict[str, Number] = {}
+    for name, module in list(sys.modules.items()):
+        declared = getattr(module, RULES_NAME, None) if name.split(".")[0] == "pokedex" else None
+        if isinstance(declared, dict):
+            rules.update(declared)
+    return rules
+
+
+def check_value(rules: dict[str, Number], key: str, value) -> None:
+    """`value` of `key` passes its rule in `rules` (its module's PARAM_RULES); else one sentence naming it."""
+    rule = rules[key]
+    if not rule.accepts(value):
+        raise PokedexError(f"{key}={value!r} is invalid: it must be {rule.describe()}; "
+                           "fix it in conf/ or in the override that set it.")
 
 
 def dvc_stages(root: Path) -> dict[str, dict]:
@@ -141,15 +114,10 @@ def check_params(cfg: DictConfig, watched: list[str], reference: dict) -> None:
             raise PokedexError(f"{key}={given!r} replaces the whole {key}: group of params.yaml with a value; stages "
                                f"read the composed params.yaml, so pick a group with `pokedex params {key}=<name>` "
                                f"(or `dvc exp run -S {key}=<name>`), or set one key, e.g. {key}.<key>=<value>.")
-    for key, rule in RULES.items():
-        if not _covered(key, watched):
-            continue
-        value = _select(values, key)
-        if value is MISSING:
-            continue
-        if not rule.accepts(value):
-            raise PokedexError(f"{key}={value!r} is invalid: it must be {rule.describe()}; "
-                               "fix it in conf/ or in the override that set it.")
+    rules = declared_rules()
+    for key in rules:
+        if _covered(key, watched) and (value := _select(values, key)) is not MISSING:
+            check_value(rules, key, value)
 
 
 def changed_params(before: dict, after: dict, watched: list[str]) -> list[str]:

@@ -11,10 +11,19 @@ from pokedex import CHECKOUT
 from pokedex.core.errors import PokedexError
 
 
+HEADER = """\
+# Composed from conf/ (conf/config.yaml's defaults list and the groups it names): edit conf/, then run
+# `make params` (or `dvc exp run -S key=value`, which composes it the same way). Every stage reads this file;
+# dvc.yaml lists the keys each stage reads. What each key means: the comments in conf/<group>/<name>.yaml.
+"""
+
+
 def compose_params(output: Path, overrides: list[str] | None = None, root: Path = CHECKOUT) -> None:
-    """Write params.yaml = composition of root/conf/config.yaml with the given Hydra overrides."""
+    """Write params.yaml = composition of root/conf/config.yaml with the given Hydra overrides, under a header
+    saying so (`dvc exp run -S` writes the same keys without it)."""
     root = root.resolve()  # Hydra wants an absolute config dir
     compose_and_dump(output, str(root / "conf"), None, "config", str(root), list(overrides or []))
+    output.write_text(HEADER + output.read_text(encoding="utf-8"), encoding="utf-8")
 
 
 class Paths(dict):

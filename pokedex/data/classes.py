@@ -7,12 +7,15 @@ import csv
 import re
 from pathlib import Path
 
+from pokedex.core.checks import Number, check_value
 from pokedex.core.errors import PokedexError
 from pokedex.core.io import write_csv
 
 NATIONAL_DEX = Path(__file__).with_name("pokemon_names.csv")
 ALL_POKEMON = 1025
 CLASS_DIR = re.compile(r"^\d{4}$")  # a class folder is named by a 4-digit Pokédex id: 0001 .. 1025
+
+PARAM_RULES = {"data.num_classes": Number(int, 1, ALL_POKEMON)}
 
 
 def write_class_table(path: Path, rows: list[tuple[int, str]]) -> None:
@@ -32,8 +35,7 @@ def read_class_table(path: Path) -> dict[int, str]:
 
 def national_dex(num_classes: int = ALL_POKEMON) -> dict[int, str]:
     """The shipped names of Pokémon 0001..num_classes (151: generation 1, 386: generations 1-3, 1025: all)."""
-    if not 1 <= num_classes <= ALL_POKEMON:
-        raise PokedexError(f"data.num_classes={num_classes} must be between 1 and {ALL_POKEMON} (the national Pokédex).")
+    check_value(PARAM_RULES, "data.num_classes", num_classes)
     return {i: name for i, name in read_class_table(NATIONAL_DEX).items() if i <= num_classes}
 
 

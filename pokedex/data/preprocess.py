@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pokedex.core.checks import COUNT, Number
 from pokedex.core.errors import PokedexError
 from pokedex.core.io import write_csv
 from pokedex.core.parallel import parallel_map
@@ -33,6 +34,13 @@ log = logging.getLogger(__name__)
 MANIFEST_FIELDS = ["source", "processed", "dex_id", "sha256"]
 REJECT_FIELDS = ["source", "reason"]
 MAX_PIXELS = 100_000_000  # data.max_pixels's default: the header of a "decompression bomb" says more
+
+PARAM_RULES = {  # data.image_size, which every later stage reads too, is pokedex/data/__init__.py's
+    "data.jpeg_quality": Number(int, 1, 100),
+    "data.min_image_size": COUNT,
+    "data.max_pixels": COUNT,
+    "data.workers": Number(int, 1, nullable=True),
+}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
     data.yaml, classes.txt, splits.csv
 
 Ultralytics' classifier reads a class-folder tree instead; the train stage builds it as links in a
-temporary folder (pokedex.train.ultra.ultralytics_data), so nothing Ultralytics writes lands in this dataset.
+temporary folder (pokedex.model.ultra.ultralytics_data), so nothing Ultralytics writes lands in this dataset.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 from omegaconf import DictConfig
 
+from pokedex.core.checks import FRACTION
 from pokedex.core.errors import PokedexError
 from pokedex.core.io import write_csv
 from pokedex.data.classes import read_class_table
@@ -55,6 +56,8 @@ def source_split(rec: Processed) -> str | None:
 
 GROUPINGS = ("animation", "image")
 GROUP_SEPARATOR = "~"  # `<animation>~<frame>.png`, as data=pokeapi writes frames
+
+PARAM_RULES = {"data.split.train": FRACTION, "data.split.validation": FRACTION, "data.split.test": FRACTION}
 
 
 def group_of(source: str, group_by: str = "animation") -> str:

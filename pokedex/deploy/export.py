@@ -17,12 +17,21 @@ from pathlib import Path
 
 import numpy as np
 
+from pokedex.core.checks import COUNT, FRACTION, Number
 from pokedex.core.errors import PokedexError
 from pokedex.core.timings import Timings
 from pokedex.data.dataset import load_uint8
-from pokedex.train.load import load_model
+from pokedex.model.load import load_model
 
 log = logging.getLogger(__name__)
+
+
+PARAM_RULES = {
+    "export.opset": Number(int, 7),
+    "export.parity_images": COUNT,
+    "export.max_abs_diff": Number(float, 0),
+    "export.min_top1_agreement": FRACTION,
+}
 
 
 def load_input(path: Path, imgsz: int) -> np.ndarray:

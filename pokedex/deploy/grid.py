@@ -2,7 +2,7 @@
 
 Ultralytics' detection head decodes boxes inside the model (anchors, strides, a softmax per side when
 reg_max > 1) and nncase 1.x cannot compile that tail. The detector is trained with reg_max 1 and one output
-level (pokedex/train/arch/k210n-det.yaml), so its head's two branches *are* the answer: per cell of the grid, four
+level (pokedex/model/arch/k210n-det.yaml), so its head's two branches *are* the answer: per cell of the grid, four
 distances from the cell's centre to the box's sides (in strides) and one score logit. The kmodel stops there,
 a (1, 5, H/stride, W/stride) grid; `decode` (here, for the simulator) and main.py's `decode` (on the K210)
 turn it into boxes exactly as Ultralytics does: sigmoid of the logit, box = centre -/+ distances x stride,
@@ -29,13 +29,13 @@ def grid_module(weights: Path):
     import torch
     from torch import nn
 
-    from pokedex.train.load import load_model
+    from pokedex.model.load import load_model
 
     net = load_model(weights).model.float().eval()
     head = net.model[-1]
     if getattr(head, "reg_max", None) != 1 or len(head.cv2) != 1 or head.nc != 1:
         raise PokedexError(f"{weights} is not a one-class, one-level detector with reg_max 1 (as "
-                           "pokedex/train/arch/k210n-det.yaml builds); only such a head decodes on the K210's CPU.")
+                           "pokedex/model/arch/k210n-det.yaml builds); only such a head decodes on the K210's CPU.")
 
     class Grid(nn.Module):
         def __init__(self):

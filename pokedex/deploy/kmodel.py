@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
+from pokedex.core.checks import COUNT, Number
 from pokedex.core.errors import PokedexError
 from pokedex.core.timings import Timings
 from pokedex.data.boxes import BOX_MARGIN, at_threshold, iou, true_boxes
@@ -34,6 +35,14 @@ from pokedex.deploy import grid
 from pokedex.deploy.k210 import compile_kmodel, simulate
 
 log = logging.getLogger(__name__)
+
+
+PARAM_RULES = {
+    "kmodel.calibration_images": COUNT,
+    "kmodel.eval_images": Number(int, 0),
+    "kmodel.ram_limit_mb": Number(float, 0, above=True),
+    "kmodel.flash_limit_mb": Number(float, 0, above=True),
+}
 
 MB = 1024 * 1024
 MAIXPY_MAIN = Path(__file__).resolve().parent / "maixpy_main.py"

@@ -30,15 +30,19 @@ import numpy as np
 from PIL import Image
 
 from pokedex import cache_dir
+from pokedex.core.checks import COUNT
 from pokedex.core.errors import PokedexError
 from pokedex.core.io import file_digest, write_csv
 from pokedex.data.classes import class_label
 from pokedex.data.dataset import class_names, load_uint8, split_images
 from pokedex.evaluate.accuracy import accuracy_metrics, ranked_by_score
 from pokedex.evaluate.features import logits_and_features
-from pokedex.train.load import load_model
+from pokedex.model.load import load_model
 
 log = logging.getLogger(__name__)
+
+
+PARAM_RULES = {"clip.batch": COUNT, "clip.probe.steps": COUNT}
 
 NOT_CONFIGURED = ("not configured: clip.model is null, so nothing was measured; pick a model with clip=<name> "
                   "(conf/clip/) and its weights with clip.pretrained=<checkpoint file>")
@@ -168,8 +172,8 @@ def _clip_for_enrolment(model: str, pretrained: str | None) -> Clip:
 def enrolment_embedding(model: str | None, pretrained: str | None) -> dict:
     """What enrolled.json records for `enroll.embedding=clip`: the model, its weights and their fingerprint."""
     if model is None:
-        raise PokedexError("enroll.embedding=clip needs a CLIP model: set enroll.clip.model (e.g. ViT-B-32) and "
-                           "enroll.clip.pretrained=<checkpoint file>.")
+        raise PokedexError("enroll.embedding=clip needs a CLIP model: set clip.model (e.g. clip=vit-b-32) and "
+                           "clip.pretrained=<checkpoint file>.")
     clip = _clip_for_enrolment(str(model), None if pretrained is None else str(pretrained))
     return {"kind": "clip", "model": str(model), "pretrained": None if pretrained is None else str(pretrained),
             "fingerprint": clip.fingerprint}

@@ -21,6 +21,7 @@ import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
+from pokedex.core.checks import COUNT, Number
 from pokedex.core.errors import PokedexError
 from pokedex.core.io import write_csv
 from pokedex.data.classes import ALL_POKEMON, CLASS_DIR, national_dex
@@ -39,9 +40,17 @@ from pokedex.evaluate.openset import (
     softmax,
     species_cosine,
 )
-from pokedex.train.load import load_model
+from pokedex.model.load import load_model
 
 log = logging.getLogger(__name__)
+
+
+PARAM_RULES = {
+    "enroll.shots": COUNT,
+    "enroll.false_accept_rate": Number(float, 0, 0.99),
+    "enroll.negatives": COUNT,
+    "enroll.seed": Number(int, 0),
+}
 
 
 def _simulated_enrolment(rng, n_classes: int, train_emb, train_labels, shots: int):
@@ -192,18 +201,19 @@ def shots_per_class(labels: np.ndarray, shots: int, rng: np.random.Generator) ->
                                               replace=False) for c in np.unique(labels)]))
 
 
-def embedding_of(cfg: DictConfig) -> dict:
-    """enroll.embedding: the classifier's own features, or CLIP's (enroll.clip.model / enroll.clip.pretrained)."""
+def embedding_of(cfg: DictConfig, clip: DictConfig | None = None) -> dict:
+    """enroll.embedding: the classifier's own features, or CLIP's (the clip: group's model and pretrained)."""
     if cfg.embedding == "classifier":
         return dict(CLASSIFIER_EMBEDDING)
     if cfg.embedding == "clip":
-        return enrolment_embedding(cfg.clip.model, cfg.clip.pretrained)
+        return enrolment_embedding(clip.model if clip else None, clip.pretrained if clip else None)
     raise PokedexError(f"enroll.embedding={cfg.embedding!r} is invalid: use classifier or clip.")
 
 
 def enroll(weights: Path, dataset_dir: Path, pictures: Path, size: int, min_size: int, max_pixels: int,
-           cfg: DictConfig, out_dir: Path, report_path: Path) -> dict:
-    """Calibrate on the validation split, enrol every species of `pictures`, write out_dir and the report."""
+           cfg: DictConfig, out_dir: Path, report_path: Path, clip: DictConfig | None = None) -> dict:
+    """Calibrate on the validation split, enrol every species of `pictures`, write out_dir and the report (`cfg`:
+    the enroll: group; `clip`: the clip: group, whose model enroll.embedding=clip embeds with)."""
     if not weights.is_file():
         raise PokedexError(f"{weights} is missing; run the train stage first (dvc repro train).")
     model = load_model(weights)
@@ -215,7 +225,7 @@ def enroll(weights: Path, dataset_dir: Path, pictures: Path, size: int, min_size
         report_path.write_text(json.dumps({"species": 0, "skipped": reason}, indent=2) + "\n")
         log.info("enroll: %s", reason)
         return {"species": 0}
-    embedding = embedding_of(cfg)
+    embedding = embedding_of(cfg, clip)
     trained = len(class_names(dataset_dir))
     rng = np.random.default_rng(int(cfg.seed))
     train_paths, train_labels = split_images(dataset_dir, "train")

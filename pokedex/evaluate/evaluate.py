@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from pokedex.core.checks import COUNT, Number
 from pokedex.core.errors import PokedexError
 from pokedex.core.io import write_csv
 from pokedex.core.timings import Timings
@@ -42,30 +43,22 @@ from pokedex.evaluate.accuracy import accuracy_metrics
 from pokedex.evaluate.field import field_evaluation, not_measured
 from pokedex.evaluate.openset import Enrolled, auroc, logits_and_embedding
 from pokedex.evaluate.views import crop_is_surer, surer_scores
-from pokedex.train.load import load_model
-from pokedex.train.ultra import ultralytics_data
+from pokedex.model.load import load_model
+from pokedex.model.ranking import NO_DETECTION, NO_DETECTION_LABEL, ranked_classes
+from pokedex.model.ultra import ultralytics_data
 
 log = logging.getLogger(__name__)
 
-NO_DETECTION = -1  # predicted class of a detector that found no box
+
+PARAM_RULES = {
+    "evaluate.batch": COUNT,
+    "evaluate.latency_images": Number(int, 0),
+    "evaluate.no_pokemon": COUNT,
+    "evaluate.scene.camera": Number(float, 0),
+}
+
 SHOWN_FRAMES = 8  # scene test frames drawn with their boxes and answers (frames.png, the HTML report)
 FRAME_SCALE = 2  # the scene test's frames are this many times the classifier's input: a camera sees more pixels
-NO_DETECTION_LABEL = "(no detection)"
-
-
-def ranked_classes(result, k: int = 5) -> list[int]:
-    """The k most likely class ids of one Ultralytics result, best first."""
-    if result.probs is not None:
-        return [int(i) for i in result.probs.top5[:k]]
-    boxes = result.boxes
-    ranked: list[int] = []
-    for i in np.argsort(-boxes.conf.cpu().numpy()):
-        c = int(boxes.cls[i])
-        if c not in ranked:
-            ranked.append(c)
-        if len(ranked) == k:
-            break
-    return ranked or [NO_DETECTION]
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
@@ -247,7 +240,7 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
              field_dir: Path | None = None, find_box: Callable[[Image.Image], Box | None] | None = None,
              timings: Timings | None = None) -> dict:
     """The figures of metrics.json (and its CSVs and plot in out_dir). `find_box`: the one-class detector's best
-    box (pokedex.train.detector.box_finder), for the scene test's and the field's figures on detected crops.
+    box (pokedex.model.detector.box_finder), for the scene test's and the field's figures on detected crops.
     The CPU latency goes to `timings`, not metrics.json: it measures this machine, not the model."""
     if not weights.is_file():
         raise PokedexError(f"{weights} is missing; run the train stage first (dvc repro train).")

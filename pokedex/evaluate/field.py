@@ -31,7 +31,7 @@ def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: in
                   find_box: Callable[[Image.Image], Box | None] | None = None
                   ) -> tuple[np.ndarray, list[int], np.ndarray | None]:
     """uint8 NCHW pictures at the model's input size, the indices (into found.paths) they are, and with
-    `find_box` (the detector, pokedex.train.detector.box_finder) each picture cut to the box it finds, the whole
+    `find_box` (the detector, pokedex.model.detector.box_finder) each picture cut to the box it finds, the whole
     picture standing in where it finds none (those indices go to found.missed). Unreadable files (and, with
     `crop`, pictures without a box) go to found.rejects; `crop` cuts each picture to its own box."""
     wholes, crops, kept = [], [], []

@@ -12,7 +12,9 @@ it lacks added), with `adapt.train` over the train: group.
 from __future__ import annotations
 
 import csv
+import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +24,12 @@ from PIL import Image
 
 from pokedex.core.errors import PokedexError
 from pokedex.core.io import write_csv
-from pokedex.data.fieldset import field_set
 from pokedex.data.preprocess import MAX_PIXELS, decode
-from pokedex.data.sources.user import NONE_DIR
+from pokedex.train.train import train
 
 log = logging.getLogger(__name__)
 
 USER = "user"  # the source name of your pictures in the adaptation dataset's splits.csv (augment.repeat's key)
-
-
-def labelled_pictures(root: Path) -> tuple[list[tuple[Path, int]], list[tuple[str, str]]]:
-    """(picture, Pokédex id) of root/NNNN/*; every other file with its reason (none/: no species)."""
-    found = field_set(root)
-    rejects = [(rel, f"no Pokémon ({NONE_DIR}/): not a species to learn" if rel.startswith(f"{NONE_DIR}/") else why)
-               for rel, why in found.rejects]
-    return list(zip(found.paths, found.dex_ids)), rejects
 
 
 def adaptation_dataset(dataset_dir: Path, pictures: list[tuple[Path, int]], out: Path, size: int, replay: float,
@@ -95,10 +88,6 @@ def adapt(cfg: DictConfig, weights: Path, dataset_dir: Path, pictures: list[tupl
     """Fine-tune `weights` on `pictures` ((path, Pokédex id)) with the training pictures replayed: the adapted
     model (run_dir/weights/best.pt: the last epoch's, since the validation split measures sprites, not your
     pictures), the adaptation dataset's counts, and the unreadable pictures."""
-    import shutil
-
-    from pokedex.train.train import train
-
     if not pictures:
         raise PokedexError("there are no labelled pictures to adapt to; label some first (`pokedex suggest`, then "
                            "`pokedex label`: docs/labelling.md).")
@@ -120,23 +109,21 @@ def adapt(cfg: DictConfig, weights: Path, dataset_dir: Path, pictures: list[tupl
     return best, counts, rejects
 
 
-def adapt_or_keep(cfg: DictConfig, trained: Path, dataset_dir: Path, user_root: Path, run_dir: Path,
-                  timings=None) -> Path:
-    """The adapt stage: run_dir/weights/best.pt is `trained` fine-tuned on user_root's labelled pictures, or, while
-    it holds none, `trained` itself (the same bytes: every later stage reads this file); run_dir/adapt.json says
-    which, run_dir/rejects.csv lists the files of user_root that are no labelled picture, with the reason."""
-    import json
-    import shutil
-
-    pictures, rejects = labelled_pictures(user_root)
+def adapt_or_keep(cfg: DictConfig, trained: Path, dataset_dir: Path, labelled: tuple[list[tuple[Path, int]], list],
+                  run_dir: Path, timings=None) -> Path:
+    """The adapt stage: run_dir/weights/best.pt is `trained` fine-tuned on the `labelled` pictures ((picture, id)
+    pairs and the rejects, as pokedex.data.sources.user.labelled_pictures gives them), or, while there are none,
+    `trained` itself (the same bytes: every later stage reads this file); run_dir/adapt.json says which,
+    run_dir/rejects.csv lists the files that are no labelled picture, with the reason."""
+    pictures, rejects = labelled[0], list(labelled[1])
+    if not trained.is_file():
+        raise PokedexError(f"{trained} is missing; train the model first (dvc repro train).")
     if run_dir.exists():
         shutil.rmtree(run_dir)
     if pictures:
         best, counts, unreadable = adapt(cfg, trained, dataset_dir, pictures, run_dir, timings)
         rejects += unreadable
     else:
-        if not trained.is_file():
-            raise PokedexError(f"{trained} is missing; train the model first (dvc repro train).")
         best = run_dir / "weights" / "best.pt"
         best.parent.mkdir(parents=True)
         shutil.copyfile(trained, best)
@@ -145,5 +132,5 @@ def adapt_or_keep(cfg: DictConfig, trained: Path, dataset_dir: Path, user_root: 
     (run_dir / "adapt.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     write_csv(run_dir / "rejects.csv", ["file", "reason"], sorted(rejects))
     log.info("adapt: %s", f"fine-tuned on {counts['user_pictures']} of your pictures" if pictures else
-             f"no labelled pictures in {user_root}: the trained model as it is")
+             "no labelled pictures: the trained model as it is")
     return best

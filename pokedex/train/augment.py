@@ -31,11 +31,23 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
+from pokedex.core.checks import FRACTION, Number, check_value
 from pokedex.core.errors import PokedexError
 from pokedex.data.boxes import box_from_corners, crop_to_box
 from pokedex.data.scenes import TRAIN, background, camera, compose, compose_with_box, foreground_mask, viewpoint
 from pokedex.data.styles import light, restyle
-from pokedex.train.ultra import ultralytics_offline
+from pokedex.model.ultra import ultralytics_offline
+
+
+PARAM_RULES = {
+    "augment.p": FRACTION,
+    "augment.ramp": FRACTION,
+    "augment.camera": Number(float, 0),
+    "augment.style": FRACTION,
+    "augment.light": FRACTION,
+    "augment.view": FRACTION,
+    "augment.crop": FRACTION,
+}
 
 
 def factor_range(cfg: DictConfig, key: str) -> tuple[float, float]:
@@ -48,15 +60,11 @@ def factor_range(cfg: DictConfig, key: str) -> tuple[float, float]:
 def check(cfg: DictConfig) -> tuple[float, tuple[float, float], float, float]:
     p, scale, strength = float(cfg.p), (float(cfg.scale[0]), float(cfg.scale[1])), float(cfg.camera)
     ramp = float(cfg.ramp)
-    for key in ("p", "style", "light", "view", "crop"):
-        if not 0.0 <= float(cfg.get(key, 0.0)) <= 1.0:
-            raise PokedexError(f"augment.{key}={cfg.get(key)} must be a probability between 0 and 1.")
-    if not 0.0 <= ramp <= 1.0:
-        raise PokedexError(f"augment.ramp={ramp} must be a share of the epochs between 0 and 1.")
+    for key in ("p", "style", "light", "view", "crop", "ramp"):
+        check_value(PARAM_RULES, f"augment.{key}", cfg.get(key, 0.0))
     if not 0.05 <= scale[0] <= scale[1] <= 1.5:
         raise PokedexError(f"augment.scale={list(scale)} must be [low, high] with 0.05 <= low <= high <= 1.5.")
-    if strength < 0:
-        raise PokedexError(f"augment.camera={strength} must be 0 (off) or more.")
+    check_value(PARAM_RULES, "augment.camera", strength)
     factor_range(cfg, "contrast"), factor_range(cfg, "brightness")  # named now, not at the first picture
     crop_jitter(cfg)
     return p, scale, strength, ramp

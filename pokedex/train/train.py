@@ -18,57 +18,35 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from pokedex.core import tracking
+from pokedex.core.checks import COUNT, Number
 from pokedex.core.errors import PokedexError
 from pokedex.core.parallel import worker_count
 from pokedex.core.timings import Timings
+from pokedex.model.build import build_model
+from pokedex.model.load import load_model
+from pokedex.model.ultra import ultralytics_data, ultralytics_offline
 from pokedex.train.augment import scene_trainer
-from pokedex.train.load import load_model
 from pokedex.train.stable import make_byte_stable
-from pokedex.train.ultra import ultralytics_data, ultralytics_offline
 
 log = logging.getLogger(__name__)
 
-TASKS = ("classify", "detect")
+PARAM_RULES = {  # keys whose values no library checks before work starts (or only after outputs were deleted)
+    "seed": Number(int, 0),
+    "train.epochs": COUNT,
+    "train.batch": COUNT,  # Ultralytics reads 0 and -1 as "pick one" and trains at 16 while we'd record 0
+    "train.nbs": COUNT,
+    "train.lr0": Number(float, 0, above=True),
+    "train.lrf": Number(float, 0, above=True),
+    "train.patience": COUNT,
+    "train.workers": Number(int, 0),
+    "train.warmup_epochs": Number(float, 0),
+    "train.weight_decay": Number(float, 0),
+}
+
 # Set from data/model params, not from train:, so one value drives every stage.
 RESERVED = {"data", "imgsz", "model", "task", "project", "name", "exist_ok", "seed", "pretrained"}
 CHANGEABLE_ON_RESUME = {"device", "workers", "cache", "plots"}  # where and how fast, not what is learnt
 # train.resume=true continues run_dir's interrupted training (see resumable) instead of starting afresh
-
-
-def build_model(model_cfg: DictConfig):
-    """A fresh model from a bundled architecture YAML, optionally initialised from a local .pt."""
-    ultralytics_offline()
-    from ultralytics.nn.modules.head import Classify
-
-    from pokedex.train.models import resolve_arch
-
-    task = model_cfg.task
-    if task not in TASKS:
-        raise PokedexError(f"model.task={task!r} must be one of {', '.join(TASKS)}.")
-    if not str(model_cfg.arch).endswith(".yaml"):
-        raise PokedexError(f"model.arch={model_cfg.arch!r} must be a model YAML (e.g. yolov8n-cls.yaml, k210n-cls.yaml); "
-                           "use model.weights for a local .pt file.")
-    try:
-        model = load_model(resolve_arch(str(model_cfg.arch)), task=task)
-    except FileNotFoundError as exc:
-        raise PokedexError(f"model.arch={model_cfg.arch!r} is neither a bundled Ultralytics YAML, one of pokedex/train/arch/, "
-                           f"nor a file: {exc}") from exc
-    built = "classify" if any(isinstance(m, Classify) for m in model.model.modules()) else "detect"
-    if built != task:
-        raise PokedexError(f"model.arch={model_cfg.arch!r} builds a {built} model but model.task={task!r}; "
-                           "pick a matching architecture (…-cls.yaml for classify).")
-    if model_cfg.get("weights"):
-        weights = Path(model_cfg.weights)
-        if not weights.is_file():
-            raise PokedexError(f"model.weights={weights} does not exist; give a local .pt file or set model.weights=null.")
-        # the checkpoint's own model, head and class names included: the architecture built above answers 1025
-        # classes (its YAML's nc), so loading into it drops a trained head of any other size
-        loaded = load_model(weights)
-        if loaded.task != task or type(loaded.model.model[-1]) is not type(model.model.model[-1]):
-            raise PokedexError(f"model.weights={weights} is a {loaded.task} model with a {type(loaded.model.model[-1]).__name__} "
-                               f"head, not one model.arch={model_cfg.arch!r} builds; pick the architecture it was trained as.")
-        model = loaded
-    return model
 
 
 def fit_head(model, classes: list[str]) -> int:

@@ -34,6 +34,7 @@ import numpy as np
 from omegaconf import DictConfig
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+from pokedex.core.checks import COUNT, check_value
 from pokedex.core.errors import PokedexError
 from pokedex.core.parallel import parallel_map
 from pokedex.data.classes import ALL_POKEMON
@@ -48,6 +49,7 @@ SPECIES_NAME = re.compile(r"^(\d+)(?:-([A-Za-z0-9-]+))?$")  # 25, 201-a, 351-rai
 ALTERNATE_FORM_IDS = 10000  # PokeAPI numbers alternate forms 10001+: no species number in the name
 RASTER = {".gif", ".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 VECTOR = ".svg"
+PARAM_RULES = {"data.pokeapi.frames_per_animation": COUNT}
 GROUP_SEPARATOR = "~"  # raw name `{animation}~{frame}.png`: what comes before it is the animation (the split group)
 MARGIN = 0.08  # transparent border around the visible pixels, as a fraction of the longer side
 ALTERNATIVES = ("set data.pokeapi.root to a clone of PokeAPI/sprites or an unpacked package, or use data=folder "
@@ -235,8 +237,7 @@ class PokeapiResult(IngestResult):
 def ingest(data: DictConfig, raw_dir: Path) -> PokeapiResult:
     cfg, num_classes = data.pokeapi, int(data.num_classes)
     frames, svg_size = int(cfg.frames_per_animation), int(cfg.get("svg_size", 256))
-    if frames < 1:
-        raise PokedexError(f"data.pokeapi.frames_per_animation={frames} must be at least 1.")
+    check_value(PARAM_RULES, "data.pokeapi.frames_per_animation", frames)
     if svg_size < 16:
         raise PokedexError(f"data.pokeapi.svg_size={svg_size} is too small to draw a Pokémon; use 16 or more (256).")
     if not cfg.folders:

@@ -7,11 +7,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pokedex.core.errors import PokedexError
+from pokedex.core.checks import COUNT, Number, check_value
 from pokedex.core.parallel import parallel_map
 from pokedex.data.classes import ALL_POKEMON
 from pokedex.data.sources.base import IngestResult
 from pokedex.data.synthetic import Species, make_species, render_jpeg
+
+PARAM_RULES = {
+    "data.synthetic.num_classes": Number(int, 1, ALL_POKEMON),
+    "data.synthetic.images_per_class": COUNT,
+    "data.synthetic.image_size": Number(int, 16),
+    "data.synthetic.jpeg_quality": Number(int, 1, 100),
+}
 
 
 def _render_one(job: tuple[Species, int], seed: int, size: int, quality: int, root: Path) -> None:
@@ -24,10 +31,8 @@ def ingest(data: DictConfig, raw_dir: Path) -> IngestResult:
     data.num_classes is for real sources)."""
     cfg = data.synthetic
     n_classes, per_class = int(cfg.num_classes), int(cfg.images_per_class)
-    if not 1 <= n_classes <= ALL_POKEMON:
-        raise PokedexError(f"data.synthetic.num_classes={n_classes} must be between 1 and {ALL_POKEMON} (the national Pokédex).")
-    if per_class < 1:
-        raise PokedexError(f"data.synthetic.images_per_class={per_class} must be at least 1.")
+    check_value(PARAM_RULES, "data.synthetic.num_classes", n_classes)
+    check_value(PARAM_RULES, "data.synthetic.images_per_class", per_class)
     species = make_species(n_classes, int(cfg.seed))
     for sp in species:
         (raw_dir / f"{sp.dex_id:04d}").mkdir()

@@ -12,11 +12,20 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from pokedex.data.fieldset import field_set
 from pokedex.data.sources.base import IngestResult
 from pokedex.data.sources.folder import copy_files
 
 NONE_DIR = "none"  # pokedex/label/filing.py files "no Pokémon" here
+NO_SPECIES = f"no Pokémon ({NONE_DIR}/): not a species to learn"
 DOCS = {"README.md", ".gitignore"}
+
+
+def labelled_pictures(root: Path) -> tuple[list[tuple[Path, int]], list[tuple[str, str]]]:
+    """(picture, Pokédex id) of root/NNNN/* (as the adapt stage reads them); every other file with its reason."""
+    found = field_set(root)
+    rejects = [(rel, NO_SPECIES if rel.startswith(f"{NONE_DIR}/") else why) for rel, why in found.rejects]
+    return list(zip(found.paths, found.dex_ids)), rejects
 
 
 def ingest(data: DictConfig, raw_dir: Path) -> IngestResult:
@@ -28,7 +37,7 @@ def ingest(data: DictConfig, raw_dir: Path) -> IngestResult:
         if len(rel.parts) == 1 and rel.name in DOCS:
             continue
         if rel.parts[0] == NONE_DIR:
-            result.rejects.append((rel.as_posix(), f"no Pokémon ({NONE_DIR}/): not a species to learn"))
+            result.rejects.append((rel.as_posix(), NO_SPECIES))
             continue
         pictures.append(path)
     copy_files(root, pictures, raw_dir, result)

@@ -3,7 +3,7 @@
 Ultralytics' `Classify` head has a fixed 1280-wide hidden layer; on the K210 the pooled head runs on the
 CPU in float32, and 1280 x 1025 classes alone is 5.2 MB of a ~6 MB RAM budget. `SlimClassify` is the same
 head with a chosen width. `register()` makes it visible to Ultralytics' YAML parser (it looks layer names
-up in `ultralytics.nn.tasks`); checkpoints pickle it as `pokedex.train.models.SlimClassify`.
+up in `ultralytics.nn.tasks`); checkpoints pickle it as `pokedex.model.layers.SlimClassify`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from pokedex.train.ultra import ultralytics_offline
+from pokedex.model.ultra import ultralytics_offline
 
 ultralytics_offline()  # unpickling a checkpoint may import this module first: keep Ultralytics offline
 
@@ -51,6 +51,6 @@ def register() -> None:
 
 
 def resolve_arch(arch: str) -> str:
-    """A project architecture (pokedex/train/arch/NAME.yaml) by name, else Ultralytics' own name or a path."""
+    """A project architecture (pokedex/model/arch/NAME.yaml) by name, else Ultralytics' own name or a path."""
     ours = ARCH_DIR / arch
     return str(ours) if ours.is_file() else arch
