@@ -21,7 +21,7 @@ import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
 
-from pokedex.core.checks import COUNT, Number
+from pokedex.core.checks import COUNT, Number, check_value
 from pokedex.core.errors import PokedexError
 from pokedex.core.io import write_csv
 from pokedex.data.classes import ALL_POKEMON, CLASS_DIR, national_dex
@@ -98,8 +98,7 @@ def fit_scale_bias(logits, cosines, labels, trained, enrolled) -> tuple[float, f
 def open_set_threshold(negative_scores: np.ndarray, false_accept_rate: float) -> float:
     """The lowest threshold on the best softmax score that accepts (score >= threshold) at most
     `false_accept_rate` of the negatives."""
-    if not 0 <= false_accept_rate < 1:
-        raise PokedexError(f"enroll.false_accept_rate={false_accept_rate} must be in [0, 1).")
+    check_value(PARAM_RULES, "enroll.false_accept_rate", false_accept_rate)
     if not len(negative_scores):
         return 0.0
     descending = np.sort(negative_scores)[::-1]

@@ -10,7 +10,6 @@ by pokedex/train/detector.py.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,8 +27,6 @@ from pokedex.data.detection import NAMES
 from pokedex.data.fieldset import field_set
 from pokedex.model.load import load_model
 from pokedex.model.ultra import ultralytics_data
-
-log = logging.getLogger(__name__)
 
 
 def detect(model, pictures: list[Image.Image], imgsz: int, conf: float, batch: int = 32) -> list[np.ndarray]:
