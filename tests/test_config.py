@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from pokedex.core.config import compose_params
 from pokedex.core.stage import hydra_argv
 
 from .conftest import ROOT, make_cfg
+from .test_layout import import_graph, project_modules, reachable
 
 
 def test_committed_params_equal_composition_of_conf(tmp_path):
@@ -25,25 +27,28 @@ def test_committed_params_equal_composition_of_conf(tmp_path):
     )
 
 
+def rule_keys(path: Path) -> set[str]:
+    """The keys a module's top-level PARAM_RULES declares."""
+    from pokedex.core.checks import RULES_NAME
+
+    return {key.value for node in ast.parse(path.read_text(encoding="utf-8")).body if isinstance(node, ast.Assign)
+            and any(getattr(t, "id", None) == RULES_NAME for t in node.targets) for key in node.value.keys}
+
+
 def test_each_param_rule_is_declared_once_by_the_module_that_reads_the_key():
     """PARAM_RULES live with the code that reads the keys (the stage decorator collects those of the modules a stage
     loaded): no key in two modules, none in core (which knows nothing of Pokémon), each one a key of params.yaml."""
-    import ast
     import importlib
 
-    from pokedex.core.checks import RULES_NAME, declared_rules
+    from pokedex.core.checks import declared_rules
 
     owners: dict[str, list[str]] = {}
-    for path in sorted((ROOT / "pokedex").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == RULES_NAME for t in node.targets):
-                parts = path.relative_to(ROOT).with_suffix("").parts
-                module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-                for key in node.value.keys:
-                    owners.setdefault(key.value, []).append(module)
-                importlib.import_module(module)
+    for module, path in sorted(project_modules().items()):
+        for key in rule_keys(path):
+            owners.setdefault(key, []).append(module)
+            importlib.import_module(module)
     assert {key: mods for key, mods in owners.items() if len(mods) > 1} == {}
-    assert not [key for key, (mod,) in owners.items() if mod.startswith("pokedex.core")]
+    assert not [key for key, (mod,) in owners.items() if not mod.startswith("pokedex.") or mod.startswith("pokedex.core")]
     assert len(owners) >= 45 and set(declared_rules()) == set(owners)
     params = OmegaConf.create(yaml.safe_load((ROOT / "params.yaml").read_text()))
     assert [key for key in owners if OmegaConf.select(params, key, default="absent") == "absent"] == []
@@ -52,41 +57,14 @@ def test_each_param_rule_is_declared_once_by_the_module_that_reads_the_key():
 def test_every_stage_checks_each_rule_of_the_params_it_reads():
     """A stage collects the PARAM_RULES of the modules loaded when it starts (its entrypoint's module-level imports,
     and theirs): for each stage, every declared rule of a key it lists in dvc.yaml is among them."""
-    import ast
-
     from pokedex.core.checks import _covered, stage_params
 
-    def module_file(name: str) -> Path | None:
-        path = ROOT / Path(*name.split("."))
-        return path / "__init__.py" if (path / "__init__.py").is_file() else path.with_suffix(".py") if \
-            path.with_suffix(".py").is_file() else None
-
-    def loaded_at_start(entry: str) -> dict[str, ast.Module]:
-        seen: dict[str, ast.Module] = {}
-        todo = [entry]
-        while todo:
-            name = todo.pop()
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):  # a module's packages run first
-                prefix = ".".join(parts[:i])
-                if prefix in seen or (file := module_file(prefix)) is None:
-                    continue
-                seen[prefix] = tree = ast.parse(file.read_text(encoding="utf-8"))
-                for node in tree.body:  # module level only: what runs before the stage checks its params
-                    if isinstance(node, ast.Import):
-                        todo += [a.name for a in node.names]
-                    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                        todo += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        return seen
-
-    def rules_of(tree: ast.Module) -> set[str]:
-        return {k.value for node in tree.body if isinstance(node, ast.Assign)
-                and any(getattr(t, "id", None) == "PARAM_RULES" for t in node.targets) for k in node.value.keys}
-
-    declared = {key for path in (ROOT / "pokedex").rglob("*.py") for key in rules_of(ast.parse(path.read_text()))}
+    rules = {module: rule_keys(path) for module, path in project_modules().items()}
+    declared = set().union(*rules.values())
+    graph = import_graph(module_level=True)  # module level only: what runs before the stage checks its params
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, spec in stages.items():
-        checked = {key for tree in loaded_at_start(spec["cmd"].split()[-1]).values() for key in rules_of(tree)}
+        checked = set().union(*(rules[module] for module in reachable(graph, spec["cmd"].split()[-1])))
         watched = stage_params(ROOT, name)
         assert sorted(k for k in declared if _covered(k, watched) and k not in checked) == [], name
 

@@ -26,10 +26,12 @@ def project_modules() -> dict[str, Path]:
             if "__pycache__" not in p.parts}
 
 
-def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
-    """Project modules `path` imports anywhere in its body (module level, in functions, `from X import module`)."""
+def imports_of(path: Path, modules: dict[str, Path], module_level: bool = False) -> set[str]:
+    """Project modules `path` imports anywhere in its body (module level, in functions, `from X import module`), or
+    with `module_level` only those its top-level statements import (what runs when it is imported)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body if module_level else ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -45,9 +47,9 @@ def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
     return found - ancestors
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(module_level: bool = False) -> dict[str, set[str]]:
     modules = project_modules()
-    return {name: imports_of(path, modules) for name, path in modules.items()}
+    return {name: imports_of(path, modules, module_level) for name, path in modules.items()}
 
 
 def layer(module: str) -> tuple[int, str]:
