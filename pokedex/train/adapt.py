@@ -116,14 +116,14 @@ def adapt_or_keep(cfg: DictConfig, trained: Path, dataset_dir: Path, labelled: t
     `trained` itself (the same bytes: every later stage reads this file); run_dir/adapt.json says which,
     run_dir/rejects.csv lists the files that are no labelled picture, with the reason."""
     pictures, rejects = labelled[0], list(labelled[1])
-    if not trained.is_file():
-        raise PokedexError(f"{trained} is missing; train the model first (dvc repro train).")
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    if pictures:
+    if pictures:  # adapt checks the trained weights
         best, counts, unreadable = adapt(cfg, trained, dataset_dir, pictures, run_dir, timings)
         rejects += unreadable
     else:
+        if not trained.is_file():
+            raise PokedexError(f"{trained} is missing; train the model first (dvc repro train).")
         best = run_dir / "weights" / "best.pt"
         best.parent.mkdir(parents=True)
         shutil.copyfile(trained, best)
