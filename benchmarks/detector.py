@@ -1,7 +1,8 @@
 """Measure a one-class detector on the test scenes and on any folder of photos with boxes.
 
     python benchmarks/detector.py [--model models/detector/weights/best.pt] [--dataset data/detect_dataset] \
-        [--field ../shared/fieldsets/render3d/camera data/field] [--conf 0.25] [--out reports/detector-field.json]
+        [--field ../shared/fieldsets/render3d/camera data/field] [--white ../shared/fieldsets/render3d/clean] \
+        [--conf 0.25] [--out reports/detector-field.json]
 
 Prints one row per set: pictures, boxes, mAP50, precision and recall at IoU 0.5 (Ultralytics' validator, at its
 best-F1 score), and at `--conf` the share of Pokémon found, the share of boxes that are one, and the share of
@@ -11,7 +12,9 @@ Pokémon, how the best box errs (its centre off by a share of the true box's sid
 height over the true ones, IoU): what `augment.crop_jitter` imitates when the classifier trains on crops. A field
 folder is `NNNN/*` photos with `NNNN/<stem>.txt` boxes beside
 them (YOLO format); photos without one are left out. Same measures as the train-detector stage
-(pokedex.train.detector).
+(pokedex.train.detector). On the field folders and on `--white` ones (a Pokémon alone on white, its box where the
+picture is not white), also whether the best box and the union of the boxes (what `pokedex predict` cuts out) are
+the whole Pokémon, and how often a box is only a part of it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from pokedex.data.boxes import MATCH_IOU, iou, true_boxes
+from pokedex.data.fieldset import field_set
+from pokedex.data.scenes import foreground_mask
 from pokedex.model.detector import detect, evaluate_detector
 from pokedex.model.load import load_model
 from pokedex.model.ultra import trained_size
@@ -62,6 +67,54 @@ def box_errors(model, dataset: Path, imgsz: int, conf: float, split: str = "vali
             for name, col in zip(("centre x", "centre y", "log width", "log height", "IoU"), table.T)}
 
 
+def inside(part: np.ndarray, whole: np.ndarray) -> float:
+    """Share of box `part`'s area inside box `whole` (x0, y0, x1, y1)."""
+    w = max(0.0, min(part[2], whole[2]) - max(part[0], whole[0]))
+    h = max(0.0, min(part[3], whole[3]) - max(part[1], whole[1]))
+    return w * h / max(1e-9, (part[2] - part[0]) * (part[3] - part[1]))
+
+
+def wholeness(model, pictures: list[Image.Image], truths: list[np.ndarray], imgsz: int,
+              conf: float) -> dict[str, float]:
+    """On pictures of one Pokémon each: how often the best box, and the union of the boxes (what the detector path
+    cuts out), is the Pokémon (IoU >= 0.5), and how often a box is a part of it (at least 80 % inside it, less
+    than half its area), or the best box is."""
+    rows = []  # best whole, union whole, a part box, best box a part, none found
+    for found, truth in zip(detect(model, pictures, imgsz, conf), truths):
+        t = truth[0]
+        area = (t[2] - t[0]) * (t[3] - t[1])
+        part = [inside(b, t) >= 0.8 and (b[2] - b[0]) * (b[3] - b[1]) < 0.5 * area for b in found[:, :4]]
+        union = (found[:, 0].min(), found[:, 1].min(), found[:, 2].max(), found[:, 3].max()) if len(found) else None
+        rows.append((len(found) > 0 and iou(t, found[0, :4]) >= MATCH_IOU,
+                     union is not None and iou(t, np.array(union)) >= MATCH_IOU,
+                     any(part), bool(part) and part[0], len(found) == 0))
+    shares = np.array(rows, np.float64).mean(axis=0)
+    return {"pictures": len(rows)} | {name: round(float(v), 3) for name, v in zip(
+        ("best box is it", "union is it", "a box is a part", "best box is a part", "no box"), shares)}
+
+
+def one_pokemon_pictures(folder: Path, white: bool) -> tuple[list[Image.Image], list[np.ndarray]]:
+    """A field folder's pictures of one Pokémon with its box: from NNNN/<stem>.txt, or with `white` from where
+    the picture is not white (a Pokémon alone on white)."""
+    found = field_set(folder)
+    pictures, truths = [], []
+    for path, box in zip(found.paths, found.boxes):
+        picture = Image.open(path).convert("RGB")
+        if white:
+            ys, xs = np.nonzero(foreground_mask(np.asarray(picture)) >= 0.5)
+            if not len(xs):
+                continue
+            truth = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+        elif box is None:
+            continue
+        else:
+            truth = true_boxes(path.with_suffix(".txt"), *picture.size)
+        if len(truth) == 1:
+            pictures.append(picture)
+            truths.append(truth)
+    return pictures, truths
+
+
 COLUMNS = ("images", "boxes", "map50", "precision", "recall", "recall_at_conf", "precision_at_conf", "empty_with_box")
 
 
@@ -70,6 +123,9 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("models/detector/weights/best.pt"))
     parser.add_argument("--dataset", type=Path, default=Path("data/detect_dataset"))
     parser.add_argument("--field", type=Path, nargs="*", default=[])
+    parser.add_argument("--white", type=Path, nargs="*", default=[],
+                        help="folders of NNNN/* pictures of one Pokémon alone on white (its box: where it is not "
+                             "white)")
     parser.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's training size)")
     parser.add_argument("--conf", type=float, default=0.25)
     parser.add_argument("--out", type=Path, default=None)
@@ -85,6 +141,15 @@ def main() -> None:
     for name, figures in report.items():
         cells = [str(figures.get(c)) for c in COLUMNS] if isinstance(figures, dict) else [figures] + [""] * (len(COLUMNS) - 1)
         print(f"| {name} | " + " | ".join(cells) + " |")
+    sets = [(f, False) for f in args.field] + [(f, True) for f in args.white]
+    if sets:
+        print("\nWhole Pokémon or parts, on pictures of one Pokémon:\n")
+        whole = {str(f): wholeness(load_model(args.model), *one_pokemon_pictures(f, white), imgsz, args.conf)
+                 for f, white in sets}
+        names = list(next(iter(whole.values())))
+        print("| set | " + " | ".join(names) + " |\n|" + "---|" * (len(names) + 1))
+        print("\n".join(f"| {f} | " + " | ".join(str(v) for v in row.values()) + " |" for f, row in whole.items()))
+        report["whole or parts"] = whole
     found = misses(load_model(args.model), args.dataset, imgsz, args.conf)
     print("\nPokémon of the test scenes found at IoU 0.5:\n\n| Pokémon | found |\n|---|---|")
     print("\n".join(f"| {name} | {share} |" for name, share in found.items()))

@@ -2,14 +2,16 @@
 
     python benchmarks/field.py --model models/train/weights/best.pt \
         --field ../shared/fieldsets/render3d/clean ../shared/fieldsets/render3d/camera [--crop] \
-        [--detector models/detector/weights/best.pt] [--enrolled models/enrolled] [--sheet reports/field] [--worst 24]
+        [--detector models/detector/weights/best.pt] [--tta] [--enrolled models/enrolled] [--sheet reports/field] \
+        [--worst 24]
 
 Prints, for each folder, pictures, species, top-1 and top-5 (a species the model was not trained on counts as
 wrong) and, with `--crop`, the same on each picture cut to its Pokémon's box (`NNNN/<stem>.txt`, YOLO format,
 made square with an 8 % margin: what an ideal detector would hand the classifier); with `--detector`, the same
 through the detector as plain `pokedex predict` answers: the box around what it finds, cut out, or the whole
 picture, whichever the classifier is surer of (`found`: how many it found a Pokémon in; where it finds none,
-the whole picture answers). With the enroll stage's
+the whole picture answers). `--tta` reads each view as it is, mirrored and its centre closer, and averages the
+scores (`pokedex predict --tta`). With the enroll stage's
 calibration (`--enrolled`, a .pt model only; default: models/enrolled when it exists) also how many answers
 are accepted (not "no Pokémon") and the top-1 among them. `--sheet DIR` writes DIR/<folder>.png: the worst
 species (lowest top-1), one row each: the picture, the model's answer, the right answer (a training picture of
@@ -63,6 +65,8 @@ def main() -> None:
     parser.add_argument("--crop", action="store_true", help="also score each picture cut to its box (NNNN/<stem>.txt)")
     parser.add_argument("--detector", type=Path, default=None, help="also score each picture cut to this detector's best box")
     parser.add_argument("--conf", type=float, default=0.25, help="the detector's score threshold")
+    parser.add_argument("--tta", action="store_true",
+                        help="read each view as it is, mirrored and closer (pokedex predict --tta)")
     parser.add_argument("--enrolled", type=Path, default=Path("models/enrolled"))
     parser.add_argument("--dataset", type=Path, default=Path("data/yolo_dataset"), help="for the sheet's thumbnails")
     parser.add_argument("--sheet", type=Path, default=None, help="write the worst species' contact sheets here")
@@ -79,7 +83,8 @@ def main() -> None:
     labels = {c: class_label(c, names.get(c + 1, str(c + 1))) for c in range(n_trained)}
     if enrolled is not None:
         labels.update({n_trained + k: class_label(dex - 1, name) for k, (dex, name) in enumerate(zip(enrolled.ids, enrolled.names))})
-    print(f"model {args.model} ({n_trained} classes, {imgsz} px){', with the no-Pokémon rule' if enrolled else ''}")
+    print(f"model {args.model} ({n_trained} classes, {imgsz} px){', with the no-Pokémon rule' if enrolled else ''}"
+          f"{', test-time augmentation' if args.tta else ''}")
     report = {}
     ways = [("", False, None)] + [(" cut to its box", True, None)] * args.crop
     if args.detector:
@@ -87,7 +92,7 @@ def main() -> None:
         ways.append((" through the detector", False, box_finder(detector, trained_size(detector, 128), args.conf)))
     for folder in args.field:
         for suffix, crop, find_box in ways:
-            scored = score_folder(model, folder, imgsz, crop, enrolled, find_box=find_box)
+            scored = score_folder(model, folder, imgsz, crop, enrolled, find_box=find_box, tta=args.tta)
             if scored is None:
                 continue  # no boxes in this folder (render3d/clean): nothing to cut to
             result, images, dex_ids, rejects = scored

@@ -54,7 +54,7 @@ def dataset_for(cfg, cache: Path) -> Path:
         ingest(cfg.data, raw, base / "raw" / "classes.csv", base / "raw" / "ingest_rejects.csv")
         preprocess(raw, base / "processed", base / "manifest.csv", base / "rejects.csv", size=cfg.data.image_size,
                    quality=cfg.data.jpeg_quality, workers=cfg.data.workers, min_size=cfg.data.min_image_size,
-                   max_pixels=cfg.data.max_pixels)
+                   max_pixels=cfg.data.max_pixels, upscale=cfg.data.upscale)
         write_yolo_dataset(base / "manifest.csv", base / "processed", base / "raw" / "classes.csv", base / "yolo",
                            cfg.data.split)
     return base / "yolo"

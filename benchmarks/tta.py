@@ -15,32 +15,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from pokedex.data.fieldset import field_set
 from pokedex.evaluate.field import class_scores, load_pictures, score
+from pokedex.evaluate.views import zoomed
 from pokedex.model.load import load_model
 from pokedex.model.ultra import trained_size
-
-
-def zoomed(images: np.ndarray, share: float) -> np.ndarray:
-    """NCHW uint8 pictures seen closer (share < 1: the central share of the side, enlarged) or farther (share > 1:
-    the picture shrunk to 1/share of the side on white), at the same size."""
-    size = images.shape[-1]
-    out = []
-    for x in images:
-        picture = Image.fromarray(x.transpose(1, 2, 0))
-        if share < 1:
-            side = round(size * share)
-            start = (size - side) // 2
-            picture = picture.crop((start, start, start + side, start + side)).resize((size, size), Image.Resampling.BICUBIC)
-        else:
-            side = round(size / share)
-            canvas = Image.new("RGB", (size, size), "white")
-            canvas.paste(picture.resize((side, side), Image.Resampling.BICUBIC), ((size - side) // 2,) * 2)
-            picture = canvas
-        out.append(np.asarray(picture).transpose(2, 0, 1))
-    return np.stack(out)
 
 
 def rules(model, images: np.ndarray, zoom: float) -> dict[str, np.ndarray]:

@@ -7,8 +7,9 @@ all its boxes, or a combination; each rule's top-1 on field folders, from one pa
 
 Every picture is read whole and, where the detector finds a box, cut to its best box and to the union of its
 boxes (square, 8 % margin, at the picture's resolution); the classifier's softmax on each view is combined by
-each rule. The kept rule (pokedex/evaluate/views.py) is the one `pokedex predict`, evaluate and
-benchmarks/field.py use; docs/detector.md has the table.
+each rule; the last rules average each of the kept rule's two views with its mirror image and its centre seen
+closer (test-time augmentation, as benchmarks/tta.py on whole pictures). The kept rule (pokedex/evaluate/views.py)
+is the one `pokedex predict`, evaluate and benchmarks/field.py use; docs/detector.md has the table.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pokedex.data.boxes import box_from_corners, crop_to_box
 from pokedex.data.fieldset import field_set
 from pokedex.data.preprocess import MAX_PIXELS, decode
 from pokedex.evaluate.field import class_scores
-from pokedex.evaluate.views import surer_scores
+from pokedex.evaluate.views import CLOSER, surer_scores, zoomed
 from pokedex.model.detector import detect
 from pokedex.model.load import load_model
 from pokedex.model.ultra import trained_size
@@ -50,7 +51,13 @@ def views(classifier, detector, folder: Path, conf: float):
         x0, y0, x1, y1 = boxes[0, :4] if len(boxes) else (0, 0, 0, 0)
         area.append((x1 - x0) * (y1 - y0) / (rgb.width * rgb.height))
         truth.append(dex - 1)
-    scores = {name: class_scores(classifier, np.stack(p).transpose(0, 3, 1, 2).copy()) for name, p in pictures.items()}
+    scores = {}
+    for name, p in pictures.items():
+        images = np.stack(p).transpose(0, 3, 1, 2).copy()
+        scores[name] = class_scores(classifier, images)
+        if name != "best":  # test-time augmentation of the two views the kept rule reads
+            scores[f"{name} mirrored"] = class_scores(classifier, images[..., ::-1].copy())
+            scores[f"{name} closer"] = class_scores(classifier, zoomed(images, CLOSER))
     return scores, np.array(area), np.array(truth)
 
 
@@ -72,7 +79,17 @@ def rules(s: dict[str, np.ndarray], area: np.ndarray) -> dict[str, np.ndarray]:
         "mean whole + best + union": three.mean(0),
         "mean whole + union": (whole + union) / 2,
         "surer of whole, union (kept)": surer_scores(whole, union, boxed),
+        **{f"surer of whole, union; each {name}": surer_scores(tta(s, "whole", extra), tta(s, "union", extra), boxed)
+           for name, extra in TTA.items()},
     }
+
+
+TTA = {"and mirrored": ["mirrored"], "mirrored and closer": ["mirrored", "closer"]}  # views averaged with each one
+
+
+def tta(s: dict[str, np.ndarray], view: str, extra: list[str]) -> np.ndarray:
+    """A view's softmax averaged with its mirrored and closer versions."""
+    return np.mean([s[view]] + [s[f"{view} {e}"] for e in extra], axis=0)
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ def _predict(args: argparse.Namespace) -> None:
         enrolled = Enrolled.load(folder) if folder is not None and (args.enrolled or folder.is_dir()) else None
     unreadable = total = 0
     for image, ranked in predict(args.images, model, classes, args.imgsz, args.top, enrolled=enrolled,
-                                 detector=detector, conf=args.conf, each_box=args.each_box):
+                                 detector=detector, conf=args.conf, each_box=args.each_box, tta=args.tta):
         total += 1
         if isinstance(ranked, str):
             unreadable += 1
@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--each-box", action="store_true",
                    help="answer every box the detector finds on its own (several Pokémon in a picture), instead of "
                         "one answer per picture from the whole picture or the detector's crop, whichever is surer")
+    p.add_argument("--tta", action="store_true",
+                   help="read each view as it is, mirrored and its centre closer, and average the scores (3 passes "
+                        "a view; web pictures +2 points top-1, docs/detector.md)")
     p.set_defaults(func=_predict)
 
     s = sub.add_parser("suggest", help="rank a folder of unlabelled pictures by how much a label would teach the "

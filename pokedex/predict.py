@@ -7,7 +7,8 @@ With the one-class detector (models/detector/, pokedex/model/detector.py), one a
 what it finds is cut out (made square with a margin) and the answer comes from that crop or from the whole
 picture, whichever the classifier is surer of (pokedex/evaluate/views.py: a Pokémon that fills the picture is
 often found as parts); where it finds nothing, from the whole picture. `each_box` answers every box on its
-own instead (several Pokémon in one picture), and "(no Pokémon)" where it finds none.
+own instead (several Pokémon in one picture), and "(no Pokémon)" where it finds none. `tta` reads each view
+three times (as it is, mirrored, its centre closer: pokedex/evaluate/views.py) and averages the scores.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pokedex.core.errors import PokedexError
 from pokedex.data.boxes import box_from_corners, crop_to_box
 from pokedex.data.classes import class_label, national_dex
 from pokedex.data.preprocess import MAX_PIXELS, decode
-from pokedex.evaluate.openset import NO_POKEMON, Enrolled, logits_and_embedding
+from pokedex.evaluate.field import class_scores
+from pokedex.evaluate.openset import NO_POKEMON, Enrolled
 from pokedex.evaluate.views import crop_is_surer
 from pokedex.model.detector import box_finder, detect
 from pokedex.model.load import load_model
@@ -67,7 +69,8 @@ def open_model(model_path: Path):
 
 def predict(images: list[Path], model_path: Path, classes_file: Path | None, imgsz: int | None = None, top: int = 5,
             max_pixels: int = MAX_PIXELS, enrolled: Enrolled | None = None, detector: Path | None = None,
-            conf: float = 0.25, each_box: bool = False) -> Iterator[tuple[str, list[tuple[str, float]] | str]]:
+            conf: float = 0.25, each_box: bool = False,
+            tta: bool = False) -> Iterator[tuple[str, list[tuple[str, float]] | str]]:
     """For each image, its `top` (label, score) pairs, best first, or the reason it could not be read. With
     `detector`, the image's name says which view answered ("image [box x0,y0,x1,y1]" or "image [whole
     picture]"); with `each_box` too, every box the detector finds is answered ("image [box x0,y0,x1,y1 score]").
@@ -89,24 +92,31 @@ def predict(images: list[Path], model_path: Path, classes_file: Path | None, img
                                "or classify whole pictures (--whole).")
         size = trained_size(found_by, 128)
         find = functools.partial(detect, found_by, imgsz=size, conf=conf) if each_box else box_finder(found_by, size, conf)
-    return _predictions(model, files, classes_file, imgsz, top, max_pixels, enrolled, find, each_box)
+    if tta and model.task != "classify":
+        raise PokedexError(f"--tta averages a classifier's scores; {model_path} is a detection model: leave --tta out.")
+    return _predictions(model, files, classes_file, imgsz, top, max_pixels, enrolled, find, each_box, tta)
 
 
-def _open_set_ranking(model, rgb: Image.Image, size: int, labels: dict[int, str], enrolled: Enrolled, top: int):
-    x = np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC)).transpose(2, 0, 1)[None]  # as preprocess
-    scores = enrolled.rank(*logits_and_embedding(model, x, enrolled.embedding))[0]
-    names = [labels[i] for i in range(len(labels))] + [class_label(i - 1, n) for i, n in zip(enrolled.ids, enrolled.names)]
+def _square_ranking(model, rgb: Image.Image, size: int, labels: dict[int, str], enrolled: Enrolled | None,
+                      top: int, tta: bool):
+    """The picture resized square as preprocess does, scored (with `tta`, averaged over its views); with `enrolled`,
+    its species too and the "no Pokémon" rule (its threshold was calibrated on one view)."""
+    x = np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC)).transpose(2, 0, 1)[None]
+    scores = class_scores(model, x, enrolled, tta=tta)[0]
+    names = [labels[i] for i in range(len(labels))]
+    if enrolled is not None:
+        names += [class_label(i - 1, n) for i, n in zip(enrolled.ids, enrolled.names)]
     ranked = [(names[int(i)], float(scores[i])) for i in scores.argsort()[::-1][:top]]
-    if scores.max() < enrolled.calibration.threshold:
+    if enrolled is not None and scores.max() < enrolled.calibration.threshold:
         return [(NO_POKEMON, float(scores.max()))] + ranked[: top - 1]
     return ranked
 
 
 def _ranking(model, rgb: Image.Image, imgsz: int | None, size: int, labels: dict[int, str],
-             enrolled: Enrolled | None, top: int) -> list[tuple[str, float]]:
+             enrolled: Enrolled | None, top: int, tta: bool = False) -> list[tuple[str, float]]:
     """One picture's `top` (label, score) pairs, best first."""
-    if enrolled is not None:
-        return _open_set_ranking(model, rgb, size, labels, enrolled, top)
+    if enrolled is not None or tta:
+        return _square_ranking(model, rgb, size, labels, enrolled, top, tta)
     (result,) = model.predict(rgb, verbose=False, **({"imgsz": imgsz} if imgsz else {}))
     if result.probs is not None:
         scores = result.probs.data.cpu().numpy()
@@ -120,7 +130,7 @@ def _ranking(model, rgb: Image.Image, imgsz: int | None, size: int, labels: dict
 
 
 def _predictions(model, files: list[Path], classes_file: Path | None, imgsz: int | None, top: int, max_pixels: int,
-                 enrolled: Enrolled | None, find=None, each_box: bool = False):
+                 enrolled: Enrolled | None, find=None, each_box: bool = False, tta: bool = False):
     size = imgsz or trained_size(model, 640)
     labels = class_labels(classes_file, model.names)
     for image in files:
@@ -129,11 +139,11 @@ def _predictions(model, files: list[Path], classes_file: Path | None, imgsz: int
             yield str(image), rgb
             continue
         if find is None:
-            yield str(image), _ranking(model, rgb, imgsz, size, labels, enrolled, top)
+            yield str(image), _ranking(model, rgb, imgsz, size, labels, enrolled, top, tta)
             continue
         if not each_box:
-            whole, box = _ranking(model, rgb, imgsz, size, labels, enrolled, top), find(rgb)
-            crop = box and _ranking(model, crop_to_box(rgb, box), imgsz, size, labels, enrolled, top)
+            whole, box = _ranking(model, rgb, imgsz, size, labels, enrolled, top, tta), find(rgb)
+            crop = box and _ranking(model, crop_to_box(rgb, box), imgsz, size, labels, enrolled, top, tta)
             if box is None or not crop_is_surer(whole[0][1], crop[0][1], True):
                 yield f"{image} [whole picture]", whole
                 continue
@@ -148,7 +158,7 @@ def _predictions(model, files: list[Path], classes_file: Path | None, imgsz: int
         for x0, y0, x1, y1, score in boxes.tolist():
             crop = crop_to_box(rgb, box_from_corners(x0, y0, x1, y1, *rgb.size))
             yield (f"{image} [box {x0:.0f},{y0:.0f},{x1:.0f},{y1:.0f} {score:.2f}]",
-                   _ranking(model, crop, imgsz, size, labels, enrolled, top))
+                   _ranking(model, crop, imgsz, size, labels, enrolled, top, tta))
 
 
 def format_prediction(image: str, ranked: list[tuple[str, float]]) -> str:

@@ -63,7 +63,7 @@ def build_dataset(cfg: DictConfig, base: Path) -> dict[str, Path]:
            index=base / "raw" / "files.csv")
     preprocess(paths["raw"], paths["processed"], paths["manifest"], paths["rejects"],
                size=cfg.data.image_size, quality=cfg.data.jpeg_quality, workers=cfg.data.workers,
-               min_size=cfg.data.min_image_size, max_pixels=cfg.data.max_pixels)
+               min_size=cfg.data.min_image_size, max_pixels=cfg.data.max_pixels, upscale=cfg.data.upscale)
     write_yolo_dataset(paths["manifest"], paths["processed"], paths["classes"], paths["yolo"], cfg.data.split)
     return paths
 

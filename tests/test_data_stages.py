@@ -8,6 +8,7 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -15,7 +16,7 @@ from PIL import Image
 from pokedex.core.errors import PokedexError
 from pokedex.data.classes import read_class_table
 from pokedex.data.ingest import ingest
-from pokedex.data.preprocess import MAX_PIXELS, preprocess
+from pokedex.data.preprocess import MAX_PIXELS, preprocess, scale2x
 from pokedex.data.yolo_format import SPLITS, split_counts, write_yolo_dataset
 
 from .conftest import build_dataset, make_cfg
@@ -134,6 +135,36 @@ def test_preprocess_accounts_for_every_file_duplicates_label_noise_and_strays(tm
     with Image.open(out / "0002" / "alpha.png.jpg") as img:  # transparency flattened on white
         assert img.size == (16, 16) and img.mode == "RGB" and min(img.getpixel((8, 8))) > 240
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg")) == sorted(r["processed"] for r in kept.values())
+
+
+def test_scale2x_turns_a_pixel_staircase_into_a_line_and_preprocess_uses_it_on_small_pictures_only(tmp_path):
+    diagonal = np.eye(3, dtype=np.uint8)[..., None].repeat(3, axis=2) * 255  # a one-pixel diagonal
+    assert np.array_equal(scale2x(diagonal)[..., 0] // 255, np.array([
+        [1, 1, 0, 0, 0, 0],
+        [1, 0, 1, 0, 0, 0],  # the steps between the diagonal's pixels are filled in, its two ends rounded off
+        [0, 1, 1, 1, 0, 0],
+        [0, 0, 1, 1, 1, 0],
+        [0, 0, 0, 1, 0, 1],
+        [0, 0, 0, 0, 1, 1]]))
+    checker = (np.indices((4, 4)).sum(0) % 2 * 255).astype(np.uint8)[..., None].repeat(3, axis=2)
+    inside = (slice(2, -2), slice(2, -2))  # away from the border, which repeats its own pixels
+    assert np.array_equal(scale2x(checker)[inside], checker.repeat(2, 0).repeat(2, 1)[inside])  # nearest neighbour
+
+    raw = tmp_path / "raw"
+    (raw / "0001").mkdir(parents=True)
+    steps = np.kron(np.eye(6, dtype=np.uint8) * 200, np.ones((2, 2), np.uint8))  # 12 x 12 pixel art
+    Image.fromarray(steps).convert("RGB").save(raw / "0001" / "small.png")
+    Image.new("RGB", (40, 40), (10, 200, 30)).save(raw / "0001" / "large.png")
+    digests = {}
+    for upscale in ("bicubic", "scale2x"):
+        preprocess(raw, tmp_path / upscale, tmp_path / f"{upscale}.csv", tmp_path / f"{upscale}-rejects.csv", size=32,
+                   quality=90, workers=1, min_size=1, max_pixels=MAX_PIXELS, upscale=upscale)
+        digests[upscale] = {p.name: p.read_bytes() for p in (tmp_path / upscale / "0001").iterdir()}
+    assert digests["bicubic"]["small.png.jpg"] != digests["scale2x"]["small.png.jpg"]
+    assert digests["bicubic"]["large.png.jpg"] == digests["scale2x"]["large.png.jpg"]  # shrunk: bicubic either way
+    with pytest.raises(PokedexError, match="data.upscale='hq4x' must be one of bicubic, scale2x"):
+        preprocess(raw, tmp_path / "x", tmp_path / "x.csv", tmp_path / "x-rejects.csv", size=32, quality=90,
+                   workers=1, min_size=1, max_pixels=MAX_PIXELS, upscale="hq4x")
 
 
 def test_too_small_class_fails_with_its_name(tmp_path):

@@ -16,6 +16,7 @@ from pokedex.core.errors import PokedexError
 from pokedex.data.boxes import at_threshold, crop_to_box, iou, matched
 from pokedex.data.detection import write_detection_dataset
 from pokedex.data.scenes import compose, compose_with_box, foreground_mask
+from pokedex.evaluate.field import class_scores
 from pokedex.evaluate.openset import NO_POKEMON
 from pokedex.model.build import build_model
 from pokedex.model.detector import box_finder, detect, evaluate_detector
@@ -95,11 +96,34 @@ def test_detection_dataset_layout_boxes_splits_and_determinism(tmp_path, tiny_da
     assert digest(a) == digest(tmp_path / "b")
 
 
+def test_close_ups_fill_the_frame_with_the_pokemon_itself_and_leave_other_scenes_alone(tmp_path, tiny_dataset):
+    scenes = {"train": 12, "validation": 4, "test": 4}
+    plain = detector_cfg(scenes=scenes, empty=0.0, several=0.0)
+    close = detector_cfg(scenes=scenes, empty=0.0, several=0.0, close_up=1.0, close_up_scale=[0.8, 0.9])
+    write_detection_dataset(tiny_dataset["yolo"], tmp_path / "plain", plain.detector.data)
+    write_detection_dataset(tiny_dataset["yolo"], tmp_path / "close", close.detector.data)
+    size = int(plain.detector.data.image_size)
+
+    def sides(root: Path, split: str) -> list[int]:
+        return [max(x1 - x0, y1 - y0) for x0, y0, x1, y1 in
+                (tuple(int(v) for v in r["box"].split()) for r in read_rows(root) if r["split"] == split)]
+    # the Pokémon's own box (not its picture with the sprite's white margin) is 0.8-0.9 of the frame's side, give
+    # or take what a turn of up to 12 degrees adds; drawn by the picture, it is anywhere from 0.3 of it
+    close_sides, plain_sides = sides(tmp_path / "close", "train"), sides(tmp_path / "plain", "train")
+    assert all(0.75 * size <= side <= 0.95 * size for side in close_sides), close_sides
+    assert min(plain_sides) < 0.6 * size, plain_sides
+    for split in ("validation", "test"):  # only training scenes are close-ups: the measured scenes stay as they were
+        assert all((tmp_path / "close" / "images" / split / p.name).read_bytes() == p.read_bytes()
+                   for p in (tmp_path / "plain" / "images" / split).glob("*.jpg"))
+
+
 @pytest.mark.parametrize("data, named", [
     ({"scenes": {"train": 2, "test": 1}}, "detector.data.scenes"),
     ({"empty": 0.7, "several": 0.5}, "detector.data.empty"),
     ({"image_size": 100}, "detector.data.image_size"),
     ({"scale": [0.8, 0.4]}, "detector.data.scale"),
+    ({"close_up": 1.5}, "detector.data.close_up"),
+    ({"close_up_scale": [0.9, 2.0]}, "detector.data.close_up"),
 ])
 def test_bad_detector_data_params_are_named(tmp_path, tiny_dataset, data, named):
     cfg = make_cfg("data=tiny", "debug=quick")
@@ -196,6 +220,15 @@ def test_predict_answers_from_the_surer_of_whole_and_crop_or_names_each_box(tmp_
         [(f"{picture} [whole picture]", whole)]
     with pytest.raises(PokedexError, match="is not a detection model"):
         predict([picture], classifier, None, detector=classifier)
+
+    # test-time augmentation: the picture (resized square), its mirror and its centre closer, scores averaged
+    (_, ranked), = predict([picture], classifier, None, top=3, imgsz=64, tta=True)
+    averaged = class_scores(model, np.asarray(rgb.resize((64, 64), Image.Resampling.BICUBIC)).transpose(2, 0, 1)[None],
+                            tta=True)[0]
+    assert [label[:4] for label, _ in ranked] == [f"{i + 1:04d}" for i in averaged.argsort()[::-1][:3]]
+    assert np.allclose([s for _, s in ranked], np.sort(averaged)[::-1][:3], atol=1e-6)
+    with pytest.raises(PokedexError, match="--tta averages a classifier's scores"):
+        predict([picture], everywhere, None, tta=True)
 
 
 def test_a_picture_without_a_pokemon_is_named_only_when_the_rule_accepts_what_predict_would_answer(tmp_path):

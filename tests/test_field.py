@@ -7,13 +7,17 @@ import csv
 import json
 
 import numpy as np
+import torch
 from PIL import Image
 
 from pokedex.data.boxes import crop_to_box
 from pokedex.data.fieldset import field_set
-from pokedex.evaluate.field import field_evaluation, load_pictures, score
+from pokedex.evaluate.field import class_scores, field_evaluation, load_pictures, score
 from pokedex.evaluate.openset import Calibration, Enrolled
-from pokedex.evaluate.views import crop_is_surer, surer_scores
+from pokedex.evaluate.views import crop_is_surer, surer_scores, tta_views
+from pokedex.model.build import build_model
+
+from .conftest import make_cfg
 
 
 def fixture_folder(root):
@@ -106,3 +110,24 @@ def test_a_detectors_box_replaces_the_photos_own_and_the_surer_view_answers(tmp_
                         np.zeros(2, np.float32))
     result = score(np.array([[0.9, 0.1], [0.4, 0.3]]), [1, 2], n_trained=2, enrolled=enrolled)  # 0.4: under 0.5
     assert result["metrics"]["accepted"] == 0.5 and result["metrics"]["top1_accepted"] == 1.0
+
+
+def test_test_time_augmentation_averages_the_picture_its_mirror_and_its_centre_closer():
+    bar = np.full((1, 3, 20, 20), 255, np.uint8)
+    bar[0, :, 6:14, 2:6] = 0  # a dark bar left of the centre
+    whole, mirrored, closer = tta_views(bar)
+    assert np.array_equal(whole, bar) and np.array_equal(mirrored, bar[..., ::-1])
+    assert closer.shape == bar.shape and (closer[0, 0] < 128).sum() > (bar[0, 0] < 128).sum()  # seen closer: larger
+
+    model = build_model(make_cfg("data=tiny").model)
+    torch.manual_seed(0)
+    for layer in model.model.modules():  # random weights that keep the signal: scores differ between pictures
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(layer.weight)
+    pictures = np.random.default_rng(0).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
+    averaged = class_scores(model, pictures, tta=True)
+    assert np.allclose(averaged, np.mean([class_scores(model, view) for view in tta_views(pictures)], axis=0))
+    assert np.abs(averaged - class_scores(model, pictures)).max() > 1e-5  # the scores are about 1/1025
+    # where every view is the same picture (a plain one: mirrored and closer it is unchanged), the same answer
+    plain = np.stack([np.full((3, 32, 32), v, np.uint8) for v in (30, 140, 250)])
+    assert np.allclose(class_scores(model, plain, tta=True), class_scores(model, plain), atol=1e-6)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from omegaconf import DictConfig
-from PIL import Image
+from PIL import Image, ImageOps
 
 from pokedex.core.errors import PokedexError
 from pokedex.core.io import file_digest, write_csv
@@ -53,21 +53,42 @@ def detection_scene(pictures: list[Path], family: int, cfg: DictConfig, index: i
     low, high = float(cfg.scale[0]), float(cfg.scale[1])
     if count > 1:  # several Pokémon share the frame: each is smaller
         high = max(low, high * 0.6)
+    # a close-up: one Pokémon filling the frame, as in art, cards and screens held close (drawn only when asked
+    # for, so that close_up 0 leaves every scene's bytes as they were)
+    close_up = restyled and count == 1 and float(cfg.close_up) > 0 and rng.random() < float(cfg.close_up)
+    if close_up:
+        low, high = (float(v) for v in cfg.close_up_scale)
     placed: list[tuple[Path, tuple[int, int, int, int]]] = []
     for _ in range(count):
         path = pictures[int(rng.integers(len(pictures)))]
         rgb = Image.open(path).convert("RGB")
         if path not in masks:
             masks[path] = (foreground_mask(np.asarray(rgb)) * 255).astype(np.uint8)
+        mask = masks[path]
+        if close_up:  # the scale is then the Pokémon's own side, not its picture's with the sprite's margin
+            rgb, mask = square_around_mask(rgb, mask)
         if restyled and rng.random() < float(cfg.style):
-            rgb = restyle(rgb, masks[path], rng)
+            rgb = restyle(rgb, mask, rng)
         for _ in range(TRIES):
-            candidate, box = compose_with_box(rgb, scene, rng, (low, high), masks[path])
+            candidate, box = compose_with_box(rgb, scene, rng, (low, high), mask)
             if box is not None and all(iou(box, other) <= MAX_OVERLAP for _, other in placed):
                 scene = candidate
                 placed.append((path, box))
                 break
     return camera(scene, rng, float(cfg.camera)), placed
+
+
+def square_around_mask(rgb: Image.Image, mask: np.ndarray) -> tuple[Image.Image, np.ndarray]:
+    """The picture and its mask cut to the square around the Pokémon (white where the square leaves the picture)."""
+    ys, xs = np.nonzero(mask >= 128)
+    if not len(xs):
+        return rgb, mask
+    side = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+    x0, y0 = (xs.min() + xs.max() + 1 - side) // 2, (ys.min() + ys.max() + 1 - side) // 2
+    box = (int(x0) + side, int(y0) + side, int(x0) + 2 * side, int(y0) + 2 * side)  # in the padded picture
+    square = ImageOps.expand(rgb, side, fill=(255, 255, 255)).crop(box)
+    cut = ImageOps.expand(Image.fromarray(mask, "L"), side, fill=0).crop(box)
+    return square, np.asarray(cut)
 
 
 def yolo_line(box: tuple[int, int, int, int], size: int) -> str:
@@ -87,6 +108,11 @@ def check(cfg: DictConfig) -> None:
     low, high = (float(v) for v in cfg.scale)
     if not 0.05 <= low <= high <= 1.5:
         raise PokedexError(f"detector.data.scale={list(cfg.scale)} must be [low, high] with 0.05 <= low <= high <= 1.5.")
+    close_low, close_high = (float(v) for v in cfg.close_up_scale)
+    if not (0 <= float(cfg.close_up) <= 1 and 0.05 <= close_low <= close_high <= 1.5):
+        raise PokedexError(f"detector.data.close_up={cfg.close_up} must be a share (0-1) and "
+                           f"detector.data.close_up_scale={list(cfg.close_up_scale)} [low, high] with "
+                           "0.05 <= low <= high <= 1.5.")
     if int(cfg.image_size) % 32:
         raise PokedexError(f"detector.data.image_size={cfg.image_size} must be a multiple of 32 (e.g. 128, 160).")
 

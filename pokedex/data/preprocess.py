@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_FIELDS = ["source", "processed", "dex_id", "sha256"]
 REJECT_FIELDS = ["source", "reason"]
+UPSCALERS = ("bicubic", "scale2x")  # data.upscale: how a picture smaller than data.image_size is enlarged
 MAX_PIXELS = 100_000_000  # data.max_pixels's default: the header of a "decompression bomb" says more
 
 PARAM_RULES = {  # data.image_size, which every later stage reads too, is pokedex/data/__init__.py's
@@ -102,8 +103,41 @@ def decode(source: Path, size: int, min_size: int, max_pixels: int) -> Image.Ima
         return f"truncated or corrupt image: {type(exc).__name__}: {exc}"
 
 
+def scale2x(rgb: np.ndarray) -> np.ndarray:
+    """Pixel art at twice the side by Scale2x (EPX/AdvMAME2x, the simplest of the xBR/hqx family): each pixel
+    becomes four, and a corner takes its two neighbours' colour where they agree and the other two do not, so a
+    diagonal staircase becomes a line instead of larger steps (nearest neighbour) or a blur (bicubic)."""
+    padded = np.pad(rgb, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    up, down, left, right = padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]
+
+    def same(a, b):
+        return (a == b).all(axis=2, keepdims=True)
+
+    corners = [np.where(same(left, up) & ~same(left, down) & ~same(up, right), up, rgb),        # top left
+               np.where(same(up, right) & ~same(up, left) & ~same(right, down), right, rgb),    # top right
+               np.where(same(down, left) & ~same(down, right) & ~same(left, up), left, rgb),    # bottom left
+               np.where(same(right, down) & ~same(right, up) & ~same(down, left), down, rgb)]   # bottom right
+    h, w, c = rgb.shape
+    out = np.empty((2 * h, 2 * w, c), rgb.dtype)
+    out[0::2, 0::2], out[0::2, 1::2], out[1::2, 0::2], out[1::2, 1::2] = corners
+    return out
+
+
+def resized(rgb: Image.Image, size: int, upscale: str) -> Image.Image:
+    """The picture at size x size: bicubic; or, with `upscale` "scale2x" and a picture smaller than that, doubled
+    by scale2x until it is at least as large, then shrunk with Lanczos."""
+    if upscale not in UPSCALERS:
+        raise PokedexError(f"data.upscale={upscale!r} must be one of {', '.join(UPSCALERS)}.")
+    if upscale == "scale2x" and min(rgb.size) < size:
+        pixels = np.asarray(rgb.convert("RGB"))
+        while min(pixels.shape[:2]) < size:
+            pixels = scale2x(pixels)
+        return Image.fromarray(pixels).resize((size, size), Image.Resampling.LANCZOS)
+    return rgb.resize((size, size), Image.Resampling.BICUBIC)
+
+
 def process_file(source: Path, raw_root: Path, out_root: Path, size: int, quality: int, min_size: int,
-                 max_pixels: int) -> Processed | Rejected:
+                 max_pixels: int, upscale: str = "bicubic") -> Processed | Rejected:
     rel = source.relative_to(raw_root).as_posix()
     class_dir = source.parent.name
     if source.parent.parent != raw_root or not CLASS_DIR.match(class_dir) or not 1 <= int(class_dir) <= ALL_POKEMON:
@@ -114,7 +148,7 @@ def process_file(source: Path, raw_root: Path, out_root: Path, size: int, qualit
     if isinstance(rgb, str):
         return Rejected(rel, rgb)
     buf = io.BytesIO()
-    rgb.resize((size, size), Image.Resampling.BICUBIC).save(buf, format="JPEG", quality=quality)
+    resized(rgb, size, upscale).save(buf, format="JPEG", quality=quality)
     data = buf.getvalue()
     out_rel = f"{class_dir}/{processed_name(source)}"
     (out_root / out_rel).write_bytes(data)
@@ -139,15 +173,16 @@ def drop_duplicates(records: list[Processed]) -> tuple[list[Processed], list[Rej
 
 
 def preprocess(raw_root: Path, out_root: Path, manifest: Path, rejects: Path, size: int, quality: int,
-               workers: int | None, min_size: int, max_pixels: int) -> tuple[int, int]:
+               workers: int | None, min_size: int, max_pixels: int, upscale: str = "bicubic") -> tuple[int, int]:
     """Returns (processed, rejected) counts; they add up to the number of files under raw_root."""
+    resized(Image.new("RGB", (1, 1)), 1, upscale)  # a wrong data.upscale is named before any file is read
     if out_root.exists():
         shutil.rmtree(out_root)
     sources = sorted(p for p in raw_root.rglob("*") if not p.is_dir())  # broken links too: each gets a verdict
     for class_dir in {p.parent for p in sources}:
         (out_root / class_dir.relative_to(raw_root)).mkdir(parents=True, exist_ok=True)
     work = functools.partial(process_file, raw_root=raw_root, out_root=out_root, size=size, quality=quality,
-                             min_size=min_size, max_pixels=max_pixels)
+                             min_size=min_size, max_pixels=max_pixels, upscale=upscale)
     results = list(parallel_map(work, sources, total=len(sources), workers=workers, desc="preprocess"))
     processed = [r for r in results if isinstance(r, Processed)]
     rejected = [r for r in results if isinstance(r, Rejected)]

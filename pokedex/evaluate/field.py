@@ -24,7 +24,7 @@ from pokedex.data.fieldset import FieldSet, field_set
 from pokedex.data.preprocess import MAX_PIXELS, decode
 from pokedex.evaluate.accuracy import accuracy_metrics, ranked_by_score
 from pokedex.evaluate.openset import Enrolled, logits_and_embedding
-from pokedex.evaluate.views import surer_scores
+from pokedex.evaluate.views import surer_scores, tta_views
 
 
 def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: int = MAX_PIXELS,
@@ -64,9 +64,13 @@ def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: in
     return nchw(wholes), kept, nchw(crops) if find_box is not None else None
 
 
-def class_scores(model, images: np.ndarray, enrolled: Enrolled | None = None, batch: int = 64) -> np.ndarray:
+def class_scores(model, images: np.ndarray, enrolled: Enrolled | None = None, batch: int = 64,
+                 tta: bool = False) -> np.ndarray:
     """(pictures, classes) scores, best = most likely: softmax over the trained classes (then the enrolled
-    species, with `enrolled`). Any Ultralytics classifier, .pt or .onnx; `enrolled` needs the .pt."""
+    species, with `enrolled`). Any Ultralytics classifier, .pt or .onnx; `enrolled` needs the .pt. `tta`: the
+    scores averaged over each picture, its mirror image and its centre seen closer (views.tta_views)."""
+    if tta:
+        return np.mean([class_scores(model, view, enrolled, batch) for view in tta_views(images)], axis=0)
     if len(images) == 0:
         return np.zeros((0, len(model.names) + (len(enrolled.ids) if enrolled is not None else 0)), np.float32)
     if enrolled is not None:
@@ -106,11 +110,13 @@ def score(scores: np.ndarray, dex_ids: list[int], n_trained: int, enrolled: Enro
 
 
 def score_folder(model, folder: Path, imgsz: int, crop: bool = False, enrolled: Enrolled | None = None,
-                 trained_only: bool = False, find_box: Callable[[Image.Image], Box | None] | None = None):
+                 trained_only: bool = False, find_box: Callable[[Image.Image], Box | None] | None = None,
+                 tta: bool = False):
     """A field folder scored whole, cut to its own boxes (`crop`) or through the detector (`find_box`: each
     picture answered from the whole picture or the detector's crop, whichever the classifier is surer of, as
     `pokedex predict` answers): (score()'s result, pictures, their species, rejects), or None when `crop` is
-    asked of a folder without boxes. `trained_only` leaves out species the model lacks."""
+    asked of a folder without boxes. `trained_only` leaves out species the model lacks; `tta`: each view read
+    with test-time augmentation (class_scores)."""
     found = field_set(folder)
     if trained_only:
         known = [i for i, dex in enumerate(found.dex_ids) if dex <= len(model.names)]
@@ -119,10 +125,10 @@ def score_folder(model, folder: Path, imgsz: int, crop: bool = False, enrolled: 
         return None
     images, kept, detected = load_pictures(found, imgsz, crop=crop, find_box=find_box)
     dex_ids = [found.dex_ids[i] for i in kept]
-    scores, boxed = class_scores(model, images, enrolled), None
+    scores, boxed = class_scores(model, images, enrolled, tta=tta), None
     if detected is not None:
         boxed = np.array([i not in found.missed for i in kept], bool)
-        scores = surer_scores(scores, class_scores(model, detected, enrolled), boxed)
+        scores = surer_scores(scores, class_scores(model, detected, enrolled, tta=tta), boxed)
     return score(scores, dex_ids, len(model.names), enrolled, boxed), images, dex_ids, found.rejects
 
 
