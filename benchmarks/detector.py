@@ -86,7 +86,7 @@ def wholeness(model, pictures: list[Image.Image], truths: list[np.ndarray], imgs
         part = [inside(b, t) >= 0.8 and (b[2] - b[0]) * (b[3] - b[1]) < 0.5 * area for b in found[:, :4]]
         union = (found[:, 0].min(), found[:, 1].min(), found[:, 2].max(), found[:, 3].max()) if len(found) else None
         rows.append((len(found) > 0 and iou(t, found[0, :4]) >= MATCH_IOU,
-                     union is not None and iou(t, np.array(union)) >= MATCH_IOU,
+                     union is not None and iou(t, union) >= MATCH_IOU,
                      any(part), bool(part) and part[0], len(found) == 0))
     shares = np.array(rows, np.float64).mean(axis=0)
     return {"pictures": len(rows)} | {name: round(float(v), 3) for name, v in zip(

@@ -24,7 +24,7 @@ from pokedex.data.boxes import box_from_corners, crop_to_box
 from pokedex.data.fieldset import field_set
 from pokedex.data.preprocess import MAX_PIXELS, decode
 from pokedex.evaluate.field import class_scores
-from pokedex.evaluate.views import CLOSER, surer_scores, zoomed
+from pokedex.evaluate.views import surer_scores, tta_views
 from pokedex.model.detector import detect
 from pokedex.model.load import load_model
 from pokedex.model.ultra import trained_size
@@ -54,10 +54,11 @@ def views(classifier, detector, folder: Path, conf: float):
     scores = {}
     for name, p in pictures.items():
         images = np.stack(p).transpose(0, 3, 1, 2).copy()
-        scores[name] = class_scores(classifier, images)
-        if name != "best":  # test-time augmentation of the two views the kept rule reads
-            scores[f"{name} mirrored"] = class_scores(classifier, images[..., ::-1].copy())
-            scores[f"{name} closer"] = class_scores(classifier, zoomed(images, CLOSER))
+        if name == "best":
+            scores[name] = class_scores(classifier, images)
+            continue
+        for suffix, view in zip(("", " mirrored", " closer"), tta_views(images)):  # the kept rule's two views
+            scores[f"{name}{suffix}"] = class_scores(classifier, view)
     return scores, np.array(area), np.array(truth)
 
 

@@ -98,7 +98,7 @@ def predict(images: list[Path], model_path: Path, classes_file: Path | None, img
 
 
 def _square_ranking(model, rgb: Image.Image, size: int, labels: dict[int, str], enrolled: Enrolled | None,
-                      top: int, tta: bool):
+                    top: int, tta: bool):
     """The picture resized square as preprocess does, scored (with `tta`, averaged over its views); with `enrolled`,
     its species too and the "no Pokémon" rule (its threshold was calibrated on one view)."""
     x = np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC)).transpose(2, 0, 1)[None]
