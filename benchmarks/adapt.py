@@ -8,11 +8,10 @@ pictures (`--held-out`, 0.4) is set aside and never labelled, so that every way 
 pictures; from the others a budget of `--labels` labels per species on average is spent on the pictures `pokedex
 suggest` ranks first (`suggest`), on random ones (`random`), or on that many per species (`per-species`), the
 labels being the pool's. The held-out pictures are then scored (classifier on the whole picture, 905-way,
-top-1/top-5) four ways: as it is; with the labelled pictures as prototypes of their species
-(pokedex/evaluate/openset.py, with the enroll stage's calibration: no training); fine-tuned on them with the
-training pictures replayed (pokedex/train/adapt.py, conf/adapt/); and the fine-tuned model with the same
-pictures enrolled on it as prototypes (pokedex/evaluate/enroll.py, calibrated anew on that model). Also shown: the fine-tuned model on every
-picture not labelled (`rest`: held-out and pool alike), the sprite test split each way, and the minutes the
+top-1/top-5) four ways: as it is; with the labelled pictures enrolled as prototypes of their species, as the
+enroll stage enrols data/enroll (pokedex/evaluate/enroll.py: no training); fine-tuned on them with the training
+pictures replayed (pokedex/train/adapt.py, conf/adapt/); and the fine-tuned model with the same pictures enrolled
+on it (calibrated anew on that model). Also shown: the fine-tuned model on every picture not labelled (`rest`: held-out and pool alike), the sprite test split each way, and the minutes the
 fine-tune took. `random` and the fine-tune's seed follow `--seeds`, so the spread between seeds says which
 differences are results. Runs on the workspace's trained model and dataset
 (models/train, data/yolo_dataset: `dvc repro` or `dvc pull` first); nothing from the pool is written anywhere
@@ -31,11 +30,9 @@ import numpy as np
 
 from pokedex import CHECKOUT
 from pokedex.core.archive import view
-from pokedex.data.classes import national_dex
 from pokedex.data.dataset import load_uint8, split_images
 from pokedex.data.fieldset import FieldSet, field_set
 from pokedex.evaluate.enroll import enroll
-from pokedex.evaluate.features import logits_and_features
 from pokedex.evaluate.field import class_scores, load_pictures, score
 from pokedex.evaluate.openset import Enrolled
 from pokedex.label.suggest import suggest
@@ -80,18 +77,9 @@ def pictures_of(pool: FieldSet, chosen: list[int], size: int) -> tuple[np.ndarra
     return images, [part.dex_ids[i] for i in kept]
 
 
-def with_prototypes(calibrated: Enrolled, model, images: np.ndarray, dex_ids: list[int]) -> Enrolled:
-    """The labelled pictures enrolled as prototypes of their (known) species, with the enroll stage's calibration."""
-    species = sorted(set(dex_ids))
-    features = logits_and_features(model, images)[1]
-    names = national_dex()
-    return Enrolled(species, [names[d] for d in species], calibrated.embed(features).astype(np.float32),
-                    np.array([species.index(d) for d in dex_ids]), calibrated.calibration, calibrated.center)
-
-
 def enrolled_with(weights: Path, cfg, dataset: Path, pool: FieldSet, chosen: list[int], size: int, tmp: Path) -> Enrolled:
-    """The labelled pictures enrolled on `weights` as the enroll stage enrols data/enroll (calibrated anew on
-    that model): the fine-tuned model with prototypes of the same labels."""
+    """The labelled pictures enrolled on `weights` as the enroll stage enrols data/enroll (calibrated on that
+    model): prototypes of known species, on the landed model or the fine-tuned one."""
     folder = tmp / "enroll"
     for i in chosen:
         link = folder / f"{pool.dex_ids[i]:04d}" / f"{i:05d}{pool.paths[i].suffix.lower()}"
@@ -129,7 +117,6 @@ def main() -> None:
     cfg = compose_cfg(args.override)
     weights, dataset = CHECKOUT / cfg.paths.trained_weights, view(CHECKOUT / cfg.paths.yolo_dataset)
     model = load_model(weights)
-    calibrated = Enrolled.load(CHECKOUT / cfg.paths.enrolled)  # the enroll stage's scale, bias and centre
     size = trained_size(model, int(cfg.data.image_size))
     test_paths, test_labels = split_images(dataset, "test")
     test = (load_uint8(test_paths, size), test_labels)
@@ -153,9 +140,9 @@ def main() -> None:
                          "rest": pictures_of(pool, [i for i in range(len(pool.paths)) if i not in chosen], size)}
                 row = {"labels": labels, "pick": pick, "seed": seed, "labelled": len(chosen)}
                 row["before"] = figures(model, parts, test)
-                row["prototypes"] = figures(model, parts, test,
-                                            with_prototypes(calibrated, model, *pictures_of(pool, sorted(chosen), size)))
                 with tempfile.TemporaryDirectory(prefix="pokedex-adapt-bench-") as tmp:
+                    row["prototypes"] = figures(model, parts, test, enrolled_with(
+                        weights, cfg, dataset, pool, sorted(chosen), size, Path(tmp) / "landed"))
                     tuned_cfg = compose_cfg([*args.override, f"seed={seed}"])
                     start = time.perf_counter()
                     best, _, _ = adapt(tuned_cfg, weights, dataset, [(pool.paths[i], pool.dex_ids[i]) for i in sorted(chosen)],
@@ -164,7 +151,8 @@ def main() -> None:
                     tuned = load_model(best)
                     row["fine_tuned"] = figures(tuned, parts, test)
                     row["fine_tuned_prototypes"] = figures(
-                        tuned, parts, test, enrolled_with(best, tuned_cfg, dataset, pool, sorted(chosen), size, Path(tmp)))
+                        tuned, parts, test, enrolled_with(best, tuned_cfg, dataset, pool, sorted(chosen), size,
+                                                          Path(tmp) / "tuned"))
                 rows.append(row)
                 print(f"| {labels:g} | {pick} | {seed} | {len(chosen)} | "
                       + " | ".join(f"{row[m]['held_out_top1']:.3f} / {row[m]['held_out_top5']:.3f}" for m in METHODS)

@@ -27,7 +27,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from PIL import Image
 
-from pokedex.data.boxes import MATCH_IOU, iou, true_boxes
+from pokedex.data.boxes import MATCH_IOU, intersection, iou, true_boxes
 from pokedex.data.fieldset import field_set
 from pokedex.data.scenes import foreground_mask
 from pokedex.model.detector import detect, evaluate_detector
@@ -69,9 +69,7 @@ def box_errors(model, dataset: Path, imgsz: int, conf: float, split: str = "vali
 
 def inside(part: np.ndarray, whole: np.ndarray) -> float:
     """Share of box `part`'s area inside box `whole` (x0, y0, x1, y1)."""
-    w = max(0.0, min(part[2], whole[2]) - max(part[0], whole[0]))
-    h = max(0.0, min(part[3], whole[3]) - max(part[1], whole[1]))
-    return w * h / max(1e-9, (part[2] - part[0]) * (part[3] - part[1]))
+    return intersection(part, whole) / max(1e-9, (part[2] - part[0]) * (part[3] - part[1]))
 
 
 def wholeness(model, pictures: list[Image.Image], truths: list[np.ndarray], imgsz: int,

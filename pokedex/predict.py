@@ -1,4 +1,5 @@
-"""Top-k classes of images with a trained model (PyTorch .pt or exported .onnx), through Ultralytics.
+"""Top-k classes of images with a trained model (PyTorch .pt or exported .onnx), through Ultralytics. A classifier
+sees each picture resized square, as preprocess resizes the training pictures and evaluate the field sets.
 
 With the enroll stage's output (models/enrolled/) and a .pt classifier, enrolled species are ranked with the
 trained classes and an image far from every known species is answered "(no Pokémon)" (pokedex/evaluate/openset.py).
@@ -115,12 +116,9 @@ def _square_ranking(model, rgb: Image.Image, size: int, labels: dict[int, str], 
 def _ranking(model, rgb: Image.Image, imgsz: int | None, size: int, labels: dict[int, str],
              enrolled: Enrolled | None, top: int, tta: bool = False) -> list[tuple[str, float]]:
     """One picture's `top` (label, score) pairs, best first."""
-    if enrolled is not None or tta:
+    if model.task == "classify":  # as evaluate and benchmarks/field.py score it
         return _square_ranking(model, rgb, size, labels, enrolled, top, tta)
     (result,) = model.predict(rgb, verbose=False, **({"imgsz": imgsz} if imgsz else {}))
-    if result.probs is not None:
-        scores = result.probs.data.cpu().numpy()
-        return [(labels[int(i)], float(scores[i])) for i in scores.argsort()[::-1][:top]]
     # a detector of species (model.task=detect): best confidence per class
     best: dict[int, float] = {}
     for c, score in zip(result.boxes.cls.tolist(), result.boxes.conf.tolist()):

@@ -230,6 +230,13 @@ def test_predict_answers_from_the_surer_of_whole_and_crop_or_names_each_box(tmp_
     with pytest.raises(PokedexError, match="--tta averages a classifier's scores"):
         predict([picture], everywhere, None, tta=True)
 
+    # a picture that is not square is resized square, as evaluate scores the field sets (not centre-cropped)
+    wide = rgb.resize((128, 40))
+    wide.save(tmp_path / "wide.png")
+    (_, ranked), = predict([tmp_path / "wide.png"], classifier, None, top=3, imgsz=64)
+    square = class_scores(model, np.asarray(wide.resize((64, 64), Image.Resampling.BICUBIC)).transpose(2, 0, 1)[None])[0]
+    assert np.allclose([s for _, s in ranked], np.sort(square)[::-1][:3], atol=1e-6)
+
 
 def test_a_picture_without_a_pokemon_is_named_only_when_the_rule_accepts_what_predict_would_answer(tmp_path):
     """evaluate's no_pokemon_named_detected: the whole frame or the box's crop (the surer), named only if the

@@ -28,10 +28,15 @@ def crop_to_box(img: Image.Image, box: Box, margin: float = BOX_MARGIN) -> Image
     return img.crop((round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2)))
 
 
+def intersection(a: Sequence[float], b: Sequence[float]) -> float:
+    """The area two x0, y0, x1, y1 boxes share (anything after the fourth value is ignored)."""
+    w, h = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+    return max(w, 0) * max(h, 0)
+
+
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
     """Intersection over union of two x0, y0, x1, y1 boxes (anything after the fourth value is ignored)."""
-    w, h = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0) * max(h, 0)
+    inter = intersection(a, b)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union) if union > 0 else 0.0
 

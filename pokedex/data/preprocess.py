@@ -123,11 +123,14 @@ def scale2x(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def resized(rgb: Image.Image, size: int, upscale: str) -> Image.Image:
-    """The picture at size x size: bicubic; or, with `upscale` "scale2x" and a picture smaller than that, doubled
-    by scale2x until it is at least as large, then shrunk with Lanczos."""
+def check_upscale(upscale: str) -> None:
     if upscale not in UPSCALERS:
         raise PokedexError(f"data.upscale={upscale!r} must be one of {', '.join(UPSCALERS)}.")
+
+
+def resized(rgb: Image.Image, size: int, upscale: str) -> Image.Image:
+    """The picture at size x size: bicubic; or, with `upscale` "scale2x" and a picture smaller than that, doubled
+    by scale2x until it is at least as large, then shrunk with Lanczos (`upscale` checked by check_upscale)."""
     if upscale == "scale2x" and min(rgb.size) < size:
         pixels = np.asarray(rgb.convert("RGB"))
         while min(pixels.shape[:2]) < size:
@@ -175,7 +178,7 @@ def drop_duplicates(records: list[Processed]) -> tuple[list[Processed], list[Rej
 def preprocess(raw_root: Path, out_root: Path, manifest: Path, rejects: Path, size: int, quality: int,
                workers: int | None, min_size: int, max_pixels: int, upscale: str = "bicubic") -> tuple[int, int]:
     """Returns (processed, rejected) counts; they add up to the number of files under raw_root."""
-    resized(Image.new("RGB", (1, 1)), 1, upscale)  # a wrong data.upscale is named before any file is read
+    check_upscale(upscale)  # a wrong data.upscale is named before any file is read
     if out_root.exists():
         shutil.rmtree(out_root)
     sources = sorted(p for p in raw_root.rglob("*") if not p.is_dir())  # broken links too: each gets a verdict
