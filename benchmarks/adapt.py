@@ -11,9 +11,9 @@ labels being the pool's. The held-out pictures are then scored (classifier on th
 top-1/top-5) four ways: as it is; with the labelled pictures enrolled as prototypes of their species, as the
 enroll stage enrols data/enroll (pokedex/evaluate/enroll.py: no training); fine-tuned on them with the training
 pictures replayed (pokedex/train/adapt.py, conf/adapt/); and the fine-tuned model with the same pictures enrolled
-on it (calibrated anew on that model). Also shown: the fine-tuned model on every picture not labelled (`rest`: held-out and pool alike), the sprite test split each way, and the minutes the
-fine-tune took. `random` and the fine-tune's seed follow `--seeds`, so the spread between seeds says which
-differences are results. Runs on the workspace's trained model and dataset
+on it (calibrated anew on that model). Also shown: the fine-tuned model on every picture not labelled (`rest`:
+held-out and pool alike), the sprite test split each way, and the minutes the fine-tune took. `random` and the
+fine-tune's seed follow `--seeds`, so the spread between seeds says which differences are results. Runs on the workspace's trained model and dataset
 (models/train, data/yolo_dataset: `dvc repro` or `dvc pull` first); nothing from the pool is written anywhere
 but the scratch folder and --out.
 """
