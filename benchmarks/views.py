@@ -18,11 +18,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from pokedex.data.boxes import box_from_corners, crop_to_box
 from pokedex.data.fieldset import field_set
-from pokedex.data.preprocess import MAX_PIXELS, decode
+from pokedex.data.preprocess import MAX_PIXELS, decode, square
 from pokedex.evaluate.field import class_scores
 from pokedex.evaluate.views import surer_scores, tta_views
 from pokedex.model.detector import detect
@@ -47,7 +46,7 @@ def views(classifier, detector, folder: Path, conf: float):
         union = crop_to_box(rgb, box_from_corners(boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(),
                                                   boxes[:, 3].max(), *rgb.size)) if len(boxes) else whole
         for name, picture in (("whole", whole), ("best", best), ("union", union)):
-            pictures[name].append(np.asarray(picture.resize((size, size), Image.Resampling.BICUBIC)))
+            pictures[name].append(np.asarray(square(picture, size)))
         x0, y0, x1, y1 = boxes[0, :4] if len(boxes) else (0, 0, 0, 0)
         area.append((x1 - x0) * (y1 - y0) / (rgb.width * rgb.height))
         truth.append(dex - 1)

@@ -24,7 +24,7 @@ from PIL import Image
 from pokedex.core.errors import PokedexError
 from pokedex.data.boxes import box_from_corners, crop_to_box
 from pokedex.data.classes import class_label, national_dex
-from pokedex.data.preprocess import MAX_PIXELS, decode
+from pokedex.data.preprocess import MAX_PIXELS, decode, square
 from pokedex.evaluate.field import class_scores
 from pokedex.evaluate.openset import NO_POKEMON, Enrolled
 from pokedex.evaluate.views import crop_is_surer
@@ -102,7 +102,7 @@ def _square_ranking(model, rgb: Image.Image, size: int, labels: dict[int, str], 
                     top: int, tta: bool):
     """The picture resized square as preprocess does, scored (with `tta`, averaged over its views); with `enrolled`,
     its species too and the "no Pokémon" rule (its threshold was calibrated on one view)."""
-    x = np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC)).transpose(2, 0, 1)[None]
+    x = np.asarray(square(rgb, size)).transpose(2, 0, 1)[None]
     scores = class_scores(model, x, enrolled, tta=tta)[0]
     names = [labels[i] for i in range(len(labels))]
     if enrolled is not None:

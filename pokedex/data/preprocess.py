@@ -128,6 +128,13 @@ def check_upscale(upscale: str) -> None:
         raise PokedexError(f"data.upscale={upscale!r} must be one of {', '.join(UPSCALERS)}.")
 
 
+def square(picture: Image.Image, size: int) -> Image.Image:
+    """The picture as the classifier reads it: size x size, bicubic, whatever its shape (no centre cut out). Every
+    path to the classifier calls this (training pictures, evaluate, predict, enroll, suggest, the benchmarks), so a
+    picture scores the same wherever it is read."""
+    return picture.resize((size, size), Image.Resampling.BICUBIC)
+
+
 def resized(rgb: Image.Image, size: int, upscale: str) -> Image.Image:
     """The picture at size x size: bicubic; or, with `upscale` "scale2x" and a picture smaller than that, doubled
     by scale2x until it is at least as large, then shrunk with Lanczos (`upscale` checked by check_upscale)."""
@@ -136,7 +143,7 @@ def resized(rgb: Image.Image, size: int, upscale: str) -> Image.Image:
         while min(pixels.shape[:2]) < size:
             pixels = scale2x(pixels)
         return Image.fromarray(pixels).resize((size, size), Image.Resampling.LANCZOS)
-    return rgb.resize((size, size), Image.Resampling.BICUBIC)
+    return square(rgb, size)
 
 
 def process_file(source: Path, raw_root: Path, out_root: Path, size: int, quality: int, min_size: int,

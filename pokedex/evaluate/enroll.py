@@ -19,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
-from PIL import Image
 
 from pokedex.core.checks import COUNT, Number, check_value
 from pokedex.core.errors import PokedexError
 from pokedex.core.io import write_csv
 from pokedex.data.classes import ALL_POKEMON, CLASS_DIR, national_dex
 from pokedex.data.dataset import class_names, load_uint8, split_images
-from pokedex.data.preprocess import decode
+from pokedex.data.preprocess import decode, square
 from pokedex.data.scenes import NO_POKEMON_VAL, no_pokemon
 from pokedex.evaluate.clip import enrolment_embedding
 from pokedex.evaluate.openset import (
@@ -166,7 +165,7 @@ def read_pictures(folder: Path, size: int, min_size: int, max_pixels: int):
             rejects.append((rel, rgb))
             continue
         ids.append(dex)
-        pictures.append(np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC)))  # as preprocess does
+        pictures.append(np.asarray(square(rgb, size)))
     images = np.stack(pictures).transpose(0, 3, 1, 2).copy() if pictures else np.zeros((0, 3, size, size), np.uint8)
     return np.asarray(ids, dtype=int), images, rejects
 

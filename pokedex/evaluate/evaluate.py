@@ -37,6 +37,7 @@ from pokedex.core.timings import Timings
 from pokedex.data.boxes import Box, box_from_corners, crop_to_box
 from pokedex.data.classes import class_label
 from pokedex.data.dataset import class_names, load_uint8, test_images
+from pokedex.data.preprocess import square
 from pokedex.data.scenes import SCENE_TEST, no_pokemon, scene_image
 from pokedex.data.yolo_format import test_split_summary
 from pokedex.evaluate.accuracy import accuracy_metrics
@@ -200,8 +201,8 @@ def named_after_detection(model, frames: np.ndarray, imgsz: int, enrolled: Enrol
         picture = Image.fromarray(frame.transpose(1, 2, 0))
         box = find_box(picture)
         boxed.append(box is not None)
-        wholes.append(np.asarray(picture.resize((imgsz, imgsz), Image.Resampling.BICUBIC)))
-        crops.append(np.asarray(crop_to_box(picture, box).resize((imgsz, imgsz), Image.Resampling.BICUBIC))
+        wholes.append(np.asarray(square(picture, imgsz)))
+        crops.append(np.asarray(square(crop_to_box(picture, box), imgsz))
                      if box is not None else wholes[-1])
 
     def ranked(pictures: list[np.ndarray]) -> np.ndarray:

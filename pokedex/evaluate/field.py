@@ -21,7 +21,7 @@ from PIL import Image
 from pokedex.core.io import write_csv
 from pokedex.data.boxes import Box, crop_to_box
 from pokedex.data.fieldset import FieldSet, field_set
-from pokedex.data.preprocess import MAX_PIXELS, decode
+from pokedex.data.preprocess import MAX_PIXELS, decode, square
 from pokedex.evaluate.accuracy import accuracy_metrics, ranked_by_score
 from pokedex.evaluate.openset import Enrolled, logits_and_embedding
 from pokedex.evaluate.views import surer_scores, tta_views
@@ -37,7 +37,7 @@ def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: in
     wholes, crops, kept = [], [], []
 
     def shrunk(picture: Image.Image) -> np.ndarray:
-        return np.asarray(picture.resize((size, size), Image.Resampling.BICUBIC))
+        return np.asarray(square(picture, size))
 
     for i, path in enumerate(found.paths):
         # a crop needs the picture's own pixels: JPEGs are decoded at a reduced scale that still covers 4x the input

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from pokedex.data.preprocess import square
+
 CLOSER = 0.85  # test-time augmentation's closer view: the central share of the side, enlarged
 
 
@@ -43,11 +45,11 @@ def zoomed(images: np.ndarray, share: float) -> np.ndarray:
             side = round(size * share)
             start = (size - side) // 2
             picture = picture.crop((start, start, start + side, start + side))
-            picture = picture.resize((size, size), Image.Resampling.BICUBIC)
+            picture = square(picture, size)
         else:
             side = round(size / share)
             canvas = Image.new("RGB", (size, size), "white")
-            canvas.paste(picture.resize((side, side), Image.Resampling.BICUBIC), ((size - side) // 2,) * 2)
+            canvas.paste(square(picture, side), ((size - side) // 2,) * 2)
             picture = canvas
         out.append(np.asarray(picture).transpose(2, 0, 1))
     return np.stack(out) if out else images

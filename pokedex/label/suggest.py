@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 from pokedex.core.errors import PokedexError
 from pokedex.core.io import write_csv
 from pokedex.data.boxes import Box, crop_to_box
-from pokedex.data.preprocess import MAX_PIXELS, decode
+from pokedex.data.preprocess import MAX_PIXELS, decode, square
 from pokedex.evaluate.features import logits_and_features
 from pokedex.evaluate.openset import normalise, softmax
 from pokedex.evaluate.views import crop_is_surer
@@ -50,7 +50,7 @@ class Suggestion:
 
 
 def _square(picture: Image.Image, size: int) -> np.ndarray:
-    return np.asarray(picture.resize((size, size), Image.Resampling.BICUBIC)).transpose(2, 0, 1)
+    return np.asarray(square(picture, size)).transpose(2, 0, 1)
 
 
 def _corners(box: Box, picture: Image.Image) -> tuple[float, float, float, float]:

@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
 
 from pokedex.core.errors import PokedexError
 from pokedex.core.io import write_csv
-from pokedex.data.preprocess import MAX_PIXELS, decode
+from pokedex.data.preprocess import MAX_PIXELS, decode, square
 from pokedex.train.train import train
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ def adaptation_dataset(dataset_dir: Path, pictures: list[tuple[Path, int]], out:
             rejects.append((path.name, rgb))
             continue
         name = f"{dex:04d}_{USER}_{k:05d}.jpg"
-        rgb.resize((size, size), Image.Resampling.BICUBIC).save(images / "train" / name, quality=quality)
+        square(rgb, size).save(images / "train" / name, quality=quality)
         mine.append([name, "train", f"{dex:04d}/{USER}.{path.name}", ""])
     write_csv(out / "splits.csv", ["image", "split", "source", "sha256"],
               [[r["image"], r["split"], r["source"], r["sha256"]] for r in kept] + mine)

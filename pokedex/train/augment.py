@@ -34,6 +34,7 @@ from PIL import Image
 from pokedex.core.checks import FRACTION, Number, check_value
 from pokedex.core.errors import PokedexError
 from pokedex.data.boxes import box_from_corners, crop_to_box
+from pokedex.data.preprocess import square
 from pokedex.data.scenes import TRAIN, background, camera, compose, compose_with_box, foreground_mask, viewpoint
 from pokedex.data.styles import light, restyle
 from pokedex.model.ultra import ultralytics_offline
@@ -89,13 +90,13 @@ def detector_crop(im: Image.Image, mask: np.ndarray, rng: np.random.Generator, s
     frame, box = compose_with_box(im, scene, rng, CROP_SCALE, mask)
     frame = camera(frame, rng, strength)
     if box is None:  # the Pokémon left the frame: the detector would have found nothing to crop
-        return frame.resize((side, side), Image.Resampling.BICUBIC)
+        return square(frame, side)
     w, h = box[2] - box[0], box[3] - box[1]
     cx = (box[0] + box[2]) / 2 + rng.normal(0, jitter[0]) * w
     cy = (box[1] + box[3]) / 2 + rng.normal(0, jitter[0]) * h
     w, h = w * np.exp(rng.normal(0, jitter[1])), h * np.exp(rng.normal(0, jitter[1]))
     found = box_from_corners(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, frame.width, frame.height)
-    return crop_to_box(frame, found).resize((side, side), Image.Resampling.BICUBIC)
+    return square(crop_to_box(frame, found), side)
 
 
 def scene_probability(epoch: int, epochs: int, p: float, ramp: float) -> float:
