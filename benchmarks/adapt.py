@@ -13,9 +13,9 @@ enroll stage enrols data/enroll (pokedex/evaluate/enroll.py: no training); fine-
 pictures replayed (pokedex/train/adapt.py, conf/adapt/); and the fine-tuned model with the same pictures enrolled
 on it (calibrated anew on that model). Also shown: the fine-tuned model on every picture not labelled (`rest`:
 held-out and pool alike), the sprite test split each way, and the minutes the fine-tune took. `random` and the
-fine-tune's seed follow `--seeds`, so the spread between seeds says which differences are results. Runs on the workspace's trained model and dataset
-(models/train, data/yolo_dataset: `dvc repro` or `dvc pull` first); nothing from the pool is written anywhere
-but the scratch folder and --out.
+fine-tune's seed follow `--seeds`, so the spread between seeds says which differences are results. Runs on the
+workspace's trained model and dataset (models/train, data/yolo_dataset: `dvc repro` or `dvc pull` first); nothing
+from the pool is written anywhere but the scratch folder and --out.
 """
 
 from __future__ import annotations
