@@ -163,6 +163,17 @@ def test_labelled_pictures_join_the_data_as_a_source_of_their_own(tmp_path):
     assert not list(raw.rglob("user.*")) and any(raw.rglob("synthetic.*"))
 
 
+def test_the_fine_tune_sees_your_pictures_adapt_repeat_times_whatever_adapt_augment_repeats(tmp_path):
+    from pokedex.train.adapt import USER, adapted_cfg
+
+    cfg = make_cfg("data=tiny", "adapt.repeat=5", "augment.repeat.other-dream-world=8", "+augment.repeat.box=2",
+                   "++adapt.augment.repeat.other-dream-world=4", "++adapt.augment.p=0.25")
+    tuned = adapted_cfg(cfg, tmp_path / "best.pt")
+    assert OmegaConf.to_container(tuned.augment.repeat) == {"other-dream-world": 4, "box": 2, USER: 5}
+    assert tuned.augment.p == 0.25 and tuned.model.weights == str(tmp_path / "best.pt")
+    assert tuned.train.lr0 == cfg.adapt.train.lr0 and cfg.augment.repeat["other-dream-world"] == 8  # cfg untouched
+
+
 def test_adapting_fine_tunes_on_your_pictures_with_the_training_pictures_replayed(tmp_path, tiny_dataset):
     import os
 

@@ -59,6 +59,22 @@ def test_credentials_in_a_store_uri_stay_out_of_the_warning(monkeypatch, caplog)
     assert "MLflow tracking is off" in caplog.text and "s3cret" not in caplog.text
 
 
+def test_an_interrupt_a_library_swallowed_still_ends_the_training_run_killed(store, tmp_path, monkeypatch):
+    from pokedex.core import process
+
+    monkeypatch.setattr(process, "_stop_requested", [])
+    cfg = make_cfg("data=tiny", f"paths.timings={tmp_path}")
+    with pytest.raises(process.Stopped, match="Ctrl-C"):
+        with tracking.training_run(cfg, Timings()):
+            process._stop_requested.append("Ctrl-C")  # as the signal handler does before a bare except eats it
+    with tracking.training_run(cfg, Timings()):
+        process._stop_requested.clear()
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("pokedex").experiment_id],
+                              order_by=["attributes.start_time ASC"])
+    assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]
+
+
 def test_tracking_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("POKEDEX_TRACKING", "off")
     assert tracking.open_run("train", make_cfg("data=tiny")).client is None

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pokedex.core import mlflow_store
 from pokedex.core.hydra_job import multirun_job
-from pokedex.core.process import pid_alive
+from pokedex.core.process import pid_alive, raise_if_stopped
 from pokedex.core.timings import Timings
 
 WEIGHTS_TAG = "pokedex.weights_md5"
@@ -189,6 +189,7 @@ def training_run(cfg: DictConfig, timings: Timings, stage: str = "train") -> Ite
     run = open_run(stage, cfg)
     try:
         yield run
+        raise_if_stopped()  # an interrupt a library swallowed mid-training ended it early: still KILLED
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM (pokedex.core.process.Stopped)
         run.end("KILLED")
         raise

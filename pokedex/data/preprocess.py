@@ -130,8 +130,8 @@ def check_upscale(upscale: str) -> None:
 
 def square(picture: Image.Image, size: int) -> Image.Image:
     """The picture as the classifier reads it: size x size, bicubic, whatever its shape (no centre cut out). Every
-    path to the classifier calls this (training pictures, evaluate, predict, enroll, suggest, the benchmarks), so a
-    picture scores the same wherever it is read."""
+    path to the classifier calls this (training pictures unless data.upscale=scale2x, evaluate, predict, enroll,
+    suggest, the benchmarks), so a picture scores the same wherever it is read."""
     return picture.resize((size, size), Image.Resampling.BICUBIC)
 
 

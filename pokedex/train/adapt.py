@@ -78,8 +78,9 @@ def adapted_cfg(cfg: DictConfig, weights: Path) -> DictConfig:
     if int(a.repeat) < 1:
         raise PokedexError(f"adapt.repeat={a.repeat} must be a whole number, 1 or more.")
     tuned = OmegaConf.create(OmegaConf.to_container(cfg))  # not in struct mode: adapt adds a repeat key
-    return OmegaConf.merge(tuned, {"model": {"weights": str(weights)}, "train": a.train,
-                                   "augment": {"repeat": {USER: int(a.repeat)}, **OmegaConf.to_container(a.augment)}})
+    # adapt.augment over augment: (its repeat key by key), then your pictures' own repeat, which it cannot drop
+    return OmegaConf.merge(tuned, {"model": {"weights": str(weights)}, "train": a.train, "augment": a.augment},
+                           {"augment": {"repeat": {USER: int(a.repeat)}}})
 
 
 def adapt(cfg: DictConfig, weights: Path, dataset_dir: Path, pictures: list[tuple[Path, int]], run_dir: Path,
