@@ -167,9 +167,9 @@ def test_the_fine_tune_sees_your_pictures_adapt_repeat_times_whatever_adapt_augm
     from pokedex.train.adapt import USER, adapted_cfg
 
     cfg = make_cfg("data=tiny", "adapt.repeat=5", "augment.repeat.other-dream-world=8", "+augment.repeat.box=2",
-                   "++adapt.augment.repeat.other-dream-world=4", "++adapt.augment.p=0.25")
+                   "adapt.augment.repeat.other-dream-world=3", "++adapt.augment.p=0.25")
     tuned = adapted_cfg(cfg, tmp_path / "best.pt")
-    assert OmegaConf.to_container(tuned.augment.repeat) == {"other-dream-world": 4, "box": 2, USER: 5}
+    assert OmegaConf.to_container(tuned.augment.repeat) == {"other-dream-world": 3, "box": 2, USER: 5}
     assert tuned.augment.p == 0.25 and tuned.model.weights == str(tmp_path / "best.pt")
     assert tuned.train.lr0 == cfg.adapt.train.lr0 and cfg.augment.repeat["other-dream-world"] == 8  # cfg untouched
 
