@@ -1,7 +1,7 @@
 """What a user's labels buy: pictures picked from a labelled pool, the model adapted to them, the rest scored.
 
     python benchmarks/adapt.py --pool ../shared/fieldsets/web149 [--labels 1 3 5] [--pick suggest random per-species]
-        [--seeds 0 1] [--out reports/adapt.json]
+        [--seeds 0 1] [--spread 0.5] [--out reports/adapt.json]
 
 The pool (`NNNN/*` pictures, labelled) stands in for a user's own pictures. A fixed share of each species'
 pictures (`--held-out`, 0.4) is set aside and never labelled, so that every way of picking is scored on the same
@@ -35,7 +35,7 @@ from pokedex.data.fieldset import FieldSet, field_set
 from pokedex.evaluate.enroll import enroll
 from pokedex.evaluate.field import class_scores, load_pictures, score
 from pokedex.evaluate.openset import Enrolled
-from pokedex.label.suggest import suggest
+from pokedex.label.suggest import SPREAD, suggest
 from pokedex.model.load import load_model
 from pokedex.model.ultra import trained_size
 from pokedex.predict import class_labels
@@ -101,6 +101,25 @@ def figures(model, parts: dict[str, tuple[np.ndarray, list[int]]], test: tuple[n
     return {**found, "test_top1": round(test_top1, 4)}
 
 
+def species_covered(pool: FieldSet, chosen: set[int]) -> int:
+    return len({pool.dex_ids[i] for i in chosen})
+
+
+def print_coverage(pool: FieldSet, candidates: list[int], budgets: list[int], picks: list[str], ranking: list[Path],
+                   draws: int = 20) -> None:
+    """How many species each way of picking labels, per budget, without adapting anything: `random` and
+    `per-species` over `draws` seeds (mean and standard deviation). A species no label reaches is learnt by neither
+    the prototypes nor the fine-tune."""
+    species = len({pool.dex_ids[i] for i in candidates})
+    print(f"| labels | picked by | species labelled (of {species}) |\n|---|---|---|")
+    for budget in budgets:
+        for pick in picks:
+            covered = [species_covered(pool, picked(pick, pool, candidates, budget, ranking, np.random.default_rng(s)))
+                       for s in range(1 if pick == "suggest" else draws)]
+            spread = f" ± {np.std(covered):.1f} ({draws} seeds)" if pick != "suggest" else ""
+            print(f"| {budget} | {pick} | {np.mean(covered):.1f}{spread} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pool", type=Path, required=True, help="a labelled folder NNNN/* standing in for your pictures")
@@ -110,7 +129,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--held-out", type=float, default=0.4,
                         help="share of each species' pictures scored and never labelled (default: %(default)s)")
+    parser.add_argument("--spread", type=float, default=SPREAD,
+                        help="suggest's cost of a picture's likeness to one ranked before it "
+                        "(default: SPREAD in pokedex/label/suggest.py, %(default)s)")
     parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides for the fine-tune, e.g. adapt.train.epochs=2")
+    parser.add_argument("--coverage", action="store_true",
+                        help="only print how many species each pick's labels reach, per budget (no adapting: seconds)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -118,27 +142,34 @@ def main() -> None:
     weights, dataset = CHECKOUT / cfg.paths.trained_weights, view(CHECKOUT / cfg.paths.yolo_dataset)
     model = load_model(weights)
     size = trained_size(model, int(cfg.data.image_size))
-    test_paths, test_labels = split_images(dataset, "test")
-    test = (load_uint8(test_paths, size), test_labels)
     pool = field_set(args.pool)
     species = len(set(pool.dex_ids))
-    ranking = [s.path for s in suggest(args.pool, model, class_labels(None, model.names), size=size)[0]]
+    ranking = [s.path for s in suggest(args.pool, model, class_labels(None, model.names), size=size,
+                                         spread=args.spread)[0]]
     aside = held_out(pool, args.held_out)
     candidates = [i for i in range(len(pool.paths)) if i not in aside]
+    # a budget beyond the pictures that may be labelled labels them all (5 a species on web149: 745 of 744)
+    budgets = {labels: min(round(labels * species), len(candidates)) for labels in args.labels}
+    if args.coverage:
+        print_coverage(pool, candidates, list(budgets.values()), args.pick, ranking)
+        return
+    test_paths, test_labels = split_images(dataset, "test")
+    test = (load_uint8(test_paths, size), test_labels)
     scored_on = pictures_of(pool, sorted(aside), size)
     rows = []
     print(f"Held out: {len(aside)} pictures; labels picked among the other {len(candidates)}.\n\n"
-          "| labels per species | picked by | seed | labelled | held out, none: top-1 / top-5 | prototypes | fine-tuned "
+          "| labels per species | picked by | seed | labelled (species) | held out, none: top-1 / top-5 | prototypes | fine-tuned "
           "| fine-tuned + prototypes | rest, fine-tuned | test top-1 before -> prototypes / fine-tuned | minutes to fine-tune |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for labels in args.labels:
-        budget = round(labels * species)
+        budget = budgets[labels]
         for pick in args.pick:
             for seed in args.seeds:  # suggest picks the same pictures each time; the fine-tune's seed moves
                 chosen = picked(pick, pool, candidates, budget, ranking, np.random.default_rng(seed))
                 parts = {"held_out": scored_on,
                          "rest": pictures_of(pool, [i for i in range(len(pool.paths)) if i not in chosen], size)}
-                row = {"labels": labels, "pick": pick, "seed": seed, "labelled": len(chosen)}
+                row = {"labels": labels, "pick": pick, "seed": seed, "labelled": len(chosen),
+                       "species": species_covered(pool, chosen)}
                 row["before"] = figures(model, parts, test)
                 with tempfile.TemporaryDirectory(prefix="pokedex-adapt-bench-") as tmp:
                     row["prototypes"] = figures(model, parts, test, enrolled_with(
@@ -154,7 +185,7 @@ def main() -> None:
                         tuned, parts, test, enrolled_with(best, tuned_cfg, dataset, pool, sorted(chosen), size,
                                                           Path(tmp) / "tuned"))
                 rows.append(row)
-                print(f"| {labels:g} | {pick} | {seed} | {len(chosen)} | "
+                print(f"| {labels:g} | {pick} | {seed} | {len(chosen)} ({row['species']}) | "
                       + " | ".join(f"{row[m]['held_out_top1']:.3f} / {row[m]['held_out_top5']:.3f}" for m in METHODS)
                       + f" | {row['fine_tuned']['rest_top1']:.3f} | {row['before']['test_top1']:.3f} -> "
                       f"{row['prototypes']['test_top1']:.3f} / {row['fine_tuned']['test_top1']:.3f} | {row['minutes']} |",
