@@ -3,16 +3,20 @@ seed, each changing the Pokémon and only the Pokémon, settings checked."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import cv2
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
 from pokedex.core.errors import PokedexError
 from pokedex.data.scenes import foreground_mask
 from pokedex.data.styles import STYLES, light, restyle
-from pokedex.train.augment import augment_image, scene_trainer
+from pokedex.train.augment import Prefetched, augment_image, scene_trainer
 
 from .conftest import make_cfg
 from .sprites import sprite_frame
@@ -114,3 +118,42 @@ def test_a_detector_crop_is_the_pokemons_box_made_square_and_its_jitter_is_check
     assert not np.array_equal(a, b)
     with pytest.raises(PokedexError, match=r"augment.crop_jitter=\[-0.1, 0.1\] must be \[centre, size\] spreads"):
         scene_trainer(make_cfg("augment.crop_jitter=[-0.1,0.1]").augment)
+
+
+class RandomPictures(torch.utils.data.Dataset):
+    """Each item drawn from torch's generator, as the scene dataset draws its pictures; item 5 may fail."""
+
+    def __init__(self, fail: bool = False):
+        self.fail = fail
+
+    def __len__(self) -> int:
+        return 12
+
+    def __getitem__(self, i: int):
+        if self.fail and i == 5:
+            raise ValueError("picture 5 is broken")
+        return torch.rand(3), i
+
+
+def test_prefetched_batches_are_the_loaders_own_in_its_order_and_its_errors_reach_the_caller():
+    def batches(prefetch: bool) -> list:
+        torch.manual_seed(0)
+        loader = torch.utils.data.DataLoader(RandomPictures(), batch_size=4, shuffle=True)
+        return [list(map(torch.Tensor.tolist, b)) for _ in range(2) for b in (Prefetched(loader, depth=2) if prefetch else loader)]
+
+    assert batches(prefetch=True) == batches(prefetch=False)  # two epochs: the same pictures, the same order
+    loader = Prefetched(torch.utils.data.DataLoader(RandomPictures(), batch_size=4))
+    assert len(loader) == 3 and loader.batch_size == 4  # everything else is the loader's
+    with pytest.raises(ValueError, match="picture 5 is broken"):
+        list(Prefetched(torch.utils.data.DataLoader(RandomPictures(fail=True), batch_size=4)))
+
+
+def test_a_caller_that_leaves_early_ends_the_drawing_thread():
+    batches = iter(Prefetched(torch.utils.data.DataLoader(RandomPictures(), batch_size=1), depth=1))
+    next(batches)
+    batches.close()  # as when training stops mid-epoch
+    for _ in range(50):
+        if not any(t.name == "pokedex-prefetch" for t in threading.enumerate()):
+            break
+        time.sleep(0.1)
+    assert not any(t.name == "pokedex-prefetch" for t in threading.enumerate())

@@ -26,6 +26,9 @@ dataloader worker), so a run is repeatable.
 
 from __future__ import annotations
 
+import queue
+import threading
+
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -126,6 +129,61 @@ def augment_image(im: Image.Image, mask: np.ndarray, rng: np.random.Generator, c
     return im
 
 
+class Prefetched:
+    """A dataloader whose batches a thread draws, `depth` ahead, while the caller uses the last one.
+
+    Without workers Ultralytics draws each batch between two steps of the model. Here one thread draws them, in
+    the loader's own order from the same generators (the training process draws no other random number while
+    it learns), so the pictures are those of the loader alone; drawing (PIL, numpy) and learning (torch) let go
+    of the GIL for most of their time, so they overlap. Everything else is the loader's.
+    """
+
+    def __init__(self, loader, depth: int = 4):
+        self.loader, self.depth = loader, depth
+
+    def __getattr__(self, name: str):
+        return getattr(self.loader, name)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        batches: queue.Queue = queue.Queue(self.depth)
+        stop = threading.Event()  # the caller left early (an error, an interrupt): the thread ends too
+
+        def draw() -> None:
+            try:
+                for batch in self.loader:
+                    while not stop.is_set():
+                        try:
+                            batches.put((batch, None), timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                batches.put((END, None))
+            except BaseException as exc:  # raised again in the caller, where it can be handled
+                batches.put((END, exc))
+
+        thread = threading.Thread(target=draw, name="pokedex-prefetch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                batch, error = batches.get()
+                if error is not None:
+                    raise error
+                if batch is END:
+                    return
+                yield batch
+        finally:
+            stop.set()
+
+
+END = object()  # Prefetched's last item
+PREFETCH = True  # False: Ultralytics' own way, each batch drawn between two steps (benchmarks/train_speed.py)
+
+
 def scene_trainer(cfg: DictConfig):
     """An Ultralytics ClassificationTrainer whose training set is augmented by augment_image (None when every
     probability is 0)."""
@@ -163,6 +221,12 @@ def scene_trainer(cfg: DictConfig):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.add_callback("on_train_epoch_start", ramp_scenes)
+
+        def get_dataloader(self, dataset_path, batch_size=16, rank=0, mode="train"):
+            loader = super().get_dataloader(dataset_path, batch_size, rank, mode)
+            # Ultralytics loads in the training process on a CPU (no workers): the scenes and styles then take as
+            # long as the model's step, so a thread draws the next batches while the model learns
+            return Prefetched(loader) if PREFETCH and mode == "train" and loader.num_workers == 0 else loader
 
         def build_dataset(self, img_path: str, mode: str = "train", batch=None):
             if mode != "train":

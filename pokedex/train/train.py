@@ -25,7 +25,7 @@ from pokedex.core.timings import Timings
 from pokedex.model.build import build_model
 from pokedex.model.load import load_model
 from pokedex.model.ultra import ultralytics_data, ultralytics_offline
-from pokedex.train.augment import scene_trainer
+from pokedex.train.augment import Prefetched, scene_trainer
 from pokedex.train.stable import make_byte_stable
 
 log = logging.getLogger(__name__)
@@ -132,10 +132,12 @@ def use_every_core(trainer) -> None:
     """Ultralytics callback (on_train_start): on a CPU, train on every core.
 
     Ultralytics leaves one core for dataloader workers (torch threads = cores - 1), then turns those workers
-    off on a CPU, so a 2-core machine trained on one core while the other idled.
+    off on a CPU, so a 2-core machine trained on one core while the other idled. Where a thread draws the
+    batches (pokedex.train.augment.Prefetched), it keeps that one core.
     """
     if trainer.device.type == "cpu":
-        torch.set_num_threads(worker_count(None))
+        drawing = isinstance(trainer.train_loader, Prefetched)
+        torch.set_num_threads(max(1, worker_count(None) - drawing))
 
 
 @contextmanager
