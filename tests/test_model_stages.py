@@ -58,7 +58,7 @@ def test_accuracy_and_confusion_arithmetic():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["yolov8n-cls", "yolov8n", "k210n-cls"])
+@pytest.mark.parametrize("model", ["yolov8n-cls", "yolov8n", "k210n-cls", "lite0"])
 def test_train_evaluate_export_predict(model, tmp_path, tiny_dataset):
     cfg = make_cfg("data=tiny", f"model={model}", "train.epochs=1", "train.batch=8", "train.plots=false",
                    "evaluate.latency_images=3", "export.parity_images=4")

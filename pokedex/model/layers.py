@@ -2,7 +2,8 @@
 
 Ultralytics' `Classify` head has a fixed 1280-wide hidden layer; on the K210 the pooled head runs on the
 CPU in float32, and 1280 x 1025 classes alone is 5.2 MB of a ~6 MB RAM budget. `SlimClassify` is the same
-head with a chosen width. `register()` makes it visible to Ultralytics' YAML parser (it looks layer names
+head with a chosen width; `PooledClassify` the same without the hidden layer, for an ImageNet network's features
+(pokedex/model/pretrained.py: `PretrainedBackbone`). `register()` makes it visible to Ultralytics' YAML parser (it looks layer names
 up in `ultralytics.nn.tasks`); checkpoints pickle it as `pokedex.model.layers.SlimClassify`.
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from torch import nn
 
+from pokedex.model.pretrained import PretrainedBackbone
 from pokedex.model.ultra import ultralytics_offline
 
 ultralytics_offline()  # unpickling a checkpoint may import this module first: keep Ultralytics offline
@@ -31,6 +33,16 @@ class SlimClassify(Classify):
         self.linear = nn.Linear(c_, c2)
 
 
+class PooledClassify(Classify):
+    """Classify without its hidden convolution: the pooled features go straight to the last linear layer, for a
+    backbone that ends in a wide layer of its own (EfficientNet-Lite's 1280 channels). YAML args: [c1, nc]."""
+
+    def __init__(self, c1: int, c2: int):
+        super().__init__(c1, c2)
+        self.conv = nn.Identity()
+        self.linear = nn.Linear(c1, c2)
+
+
 class DepthwiseDetect(Detect):
     """Detect whose class branch is depthwise (3x3 depthwise + 1x1) at any model size. Ultralytics builds that branch
     only for YAMLs with its newer blocks (C3k2, ...) and otherwise full 3x3 convolutions: 0.74 M of a 1 M-parameter
@@ -47,6 +59,8 @@ def register() -> None:
     import ultralytics.nn.tasks as tasks
 
     tasks.SlimClassify = SlimClassify
+    tasks.PooledClassify = PooledClassify
+    tasks.PretrainedBackbone = PretrainedBackbone
     tasks.DepthwiseDetect = DepthwiseDetect
 
 

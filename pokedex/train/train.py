@@ -24,6 +24,7 @@ from pokedex.core.parallel import worker_count
 from pokedex.core.timings import Timings
 from pokedex.model.build import build_model
 from pokedex.model.load import load_model
+from pokedex.model.pretrained import PretrainedBackbone
 from pokedex.model.ultra import ultralytics_data, ultralytics_offline
 from pokedex.train.augment import Prefetched, scene_trainer
 from pokedex.train.stable import make_byte_stable
@@ -44,7 +45,7 @@ PARAM_RULES = {  # keys whose values no library checks before work starts (or on
 }
 
 # Set from data/model params, not from train:, so one value drives every stage.
-RESERVED = {"data", "imgsz", "model", "task", "project", "name", "exist_ok", "seed", "pretrained"}
+RESERVED = {"data", "imgsz", "model", "task", "project", "name", "exist_ok", "seed", "pretrained", "freeze"}
 CHANGEABLE_ON_RESUME = {"device", "workers", "cache", "plots"}  # where and how fast, not what is learnt
 # train.resume=true continues run_dir's interrupted training (see resumable) instead of starting afresh
 
@@ -73,6 +74,21 @@ def fit_head(model, classes: list[str]) -> int:
     model.model.names = dict(enumerate(classes))
     model.model.yaml["nc"] = len(classes)
     return len(kept)
+
+
+def frozen_layers(model, model_cfg: DictConfig) -> list[str] | None:
+    """`model.freeze`: the layers of a pretrained network that keep their ImageNet weights, named as Ultralytics'
+    `freeze` argument takes them; None for a network learnt from scratch."""
+    backbone = model.model.model[0]
+    frozen = model_cfg.get("freeze")
+    if not isinstance(backbone, PretrainedBackbone):
+        if frozen:
+            raise PokedexError(f"model.freeze={frozen} applies to a pretrained network (e.g. model=lite0), not to "
+                               f"model.arch={model_cfg.arch}; remove model.freeze.")
+        return None
+    if not isinstance(frozen, int) or isinstance(frozen, bool):
+        raise PokedexError(f"model.freeze={frozen!r} must be a whole number of blocks (0: every block trains).")
+    return backbone.layer_names(frozen)
 
 
 def train_args(train_cfg: DictConfig) -> dict:
@@ -211,6 +227,7 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run |
     resume = args.pop("resume", False)
     fixed = {"imgsz": int(cfg.data.image_size), "seed": int(cfg.seed)}
     model = resumable(run_dir, {**args, **fixed}) if resume else build_model(cfg.model)
+    frozen = frozen_layers(model, cfg.model)
     if not (dataset_dir / "data.yaml").is_file():
         raise PokedexError(f"{dataset_dir / 'data.yaml'} is missing; run the yolo-format stage first (dvc repro yolo-format).")
     if run_dir.exists() and not resume:  # a clean run directory: Ultralytics would otherwise resume plots and csv rows
@@ -236,7 +253,9 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run |
             project=str(run_dir.parent),
             name=run_dir.name,
             exist_ok=True,
-            pretrained=bool(cfg.model.get("weights")),
+            # a pretrained network keeps the weights it was built with (Ultralytics resets them otherwise)
+            pretrained=bool(cfg.model.get("weights")) or frozen is not None,
+            freeze=frozen,
             resume=str(run_dir / "weights" / "last.pt") if resume else False,
             **fixed,
             **args,
