@@ -12,7 +12,8 @@ picture has a box (NNNN/<stem>.txt), cut to its box. Prints one markdown row per
 time; `--out` keeps the figures as JSON. `--seeds 0 1` trains each recipe from each seed (`seed=S`) and adds,
 per recipe, the mean and the spread (largest minus smallest) of every figure: a recipe change is a result when
 it moves a figure by more than that spread. Everything runs on this machine in this process, one recipe after the
-other: the times of one run compare with each other.
+other: the times of one run compare with each other. `--teacher PATH` trains each recipe's `distill.model` (the K210's
+network) taught by that classifier (pokedex/train/distill.py; `distill.soft=0` is the same training without it).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pokedex.data.yolo_format import write_yolo_dataset
 from pokedex.evaluate.evaluate import evaluate
 from pokedex.evaluate.field import score_folder
 from pokedex.model.load import load_model
+from pokedex.train.distill import distill
 from pokedex.train.train import train
 
 
@@ -93,6 +95,8 @@ def main() -> None:
     parser.add_argument("--base", nargs="*", default=[], help="overrides every recipe shares")
     parser.add_argument("--recipe", action="append", required=True, help="'name:override override ...'")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="train each recipe from each of these seeds")
+    parser.add_argument("--teacher", type=Path, default=None, help="a trained classifier the recipes' distill.model "
+                        "learns from (its classes must be the dataset's)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     cache = cache_dir() / "recipes"
@@ -106,7 +110,7 @@ def main() -> None:
             yolo = dataset_for(cfg, cache)
             run_dir = cache / "runs" / name
             start = time.perf_counter()
-            best = train(cfg, yolo, run_dir)
+            best = distill(cfg, args.teacher.resolve(), yolo, run_dir) if args.teacher else train(cfg, yolo, run_dir)
             minutes = (time.perf_counter() - start) / 60
             test = evaluate(best, yolo, cfg.data.image_size, OmegaConf.merge(cfg.evaluate, {"latency_images": 0}),
                             run_dir / "eval")

@@ -218,9 +218,10 @@ def resumable(run_dir: Path, args: dict):
 
 
 def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run | None = None,
-          timings: Timings | None = None) -> Path:
+          timings: Timings | None = None, callbacks: dict[str, list] | None = None) -> Path:
     """Train and return the path of the best weights (run_dir/weights/best.pt); each epoch's metrics go to `run`
-    (the train stage opens it: tracking.training_run), if given, and the training's seconds to `timings`. The
+    (the train stage opens it: tracking.training_run), if given, and the training's seconds to `timings`;
+    `callbacks`: more Ultralytics callbacks by event (distillation's teacher: pokedex/train/distill.py). The
     run's folder is byte-stable (pokedex/train/stable.py)."""
     check_image_size(int(cfg.data.image_size))
     args = train_args(cfg.train)
@@ -247,6 +248,9 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run |
         model.add_callback("on_fit_epoch_end", EpochLogger(run or tracking.Run()))  # Run(): tracks nothing
         model.add_callback("on_train_start", use_every_core)
         model.add_callback("on_train_start", whole_checkpoints)
+        for event, functions in (callbacks or {}).items():
+            for function in functions:
+                model.add_callback(event, function)
         model.train(
             trainer=trainer,
             data=str(data),
