@@ -157,3 +157,23 @@ def test_a_caller_that_leaves_early_ends_the_drawing_thread():
             break
         time.sleep(0.1)
     assert not any(t.name == "pokedex-prefetch" for t in threading.enumerate())
+
+
+def test_a_process_that_leaves_a_drawing_thread_behind_ends_with_its_own_exit_code():
+    """Ctrl-C in training leaves the batches' generator unclosed (the exception keeps its frame) while the thread
+    draws: at exit the thread is stopped and waited for, so the process ends with its code, not an abort (-6)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch\n"
+        "from pokedex.train.augment import Prefetched\n"
+        "class Slow(torch.utils.data.Dataset):\n"
+        "    def __len__(self): return 10_000\n"
+        "    def __getitem__(self, i): return torch.rand(64, 64) @ torch.rand(64, 64)\n"
+        "batches = iter(Prefetched(torch.utils.data.DataLoader(Slow(), batch_size=8), depth=1))\n"
+        "next(batches)\n"
+        "sys.exit(130)  # the generator stays open, its thread busy in torch\n"
+    )
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert ended.returncode == 130, ended.stderr[-2000:]

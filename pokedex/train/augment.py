@@ -26,6 +26,7 @@ dataloader worker), so a run is repeatable.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 
@@ -151,22 +152,35 @@ class Prefetched:
         batches: queue.Queue = queue.Queue(self.depth)
         stop = threading.Event()  # the caller left early (an error, an interrupt): the thread ends too
 
+        def put(item) -> bool:
+            """Hand `item` to the caller, unless it left first (False)."""
+            while not stop.is_set():
+                try:
+                    batches.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         def draw() -> None:
             try:
                 for batch in self.loader:
-                    while not stop.is_set():
-                        try:
-                            batches.put((batch, None), timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not put((batch, None)):
                         return
-                batches.put((END, None))
+                put((END, None))
             except BaseException as exc:  # raised again in the caller, where it can be handled
-                batches.put((END, exc))
+                put((END, exc))
 
         thread = threading.Thread(target=draw, name="pokedex-prefetch", daemon=True)
+
+        def end() -> None:
+            """At exit, a thread still drawing is told to stop and waited for: a caller that left on an exception
+            (Ctrl-C) may never close this generator, and Python ends a daemon thread it finds inside torch by
+            unwinding it, which aborts the process (exit -6 instead of the stage's 130)."""
+            stop.set()
+            thread.join(timeout=30)
+
+        atexit.register(end)
         thread.start()
         try:
             while True:
@@ -178,6 +192,7 @@ class Prefetched:
                 yield batch
         finally:
             stop.set()
+            atexit.unregister(end)
 
 
 END = object()  # Prefetched's last item
