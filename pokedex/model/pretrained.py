@@ -78,14 +78,11 @@ class PretrainedBackbone(nn.Module):
     Blocks that a training freezes (`model.freeze`: pokedex/train/train.py passes their names to Ultralytics) also keep
     ImageNet's batch-norm statistics: their BatchNorm layers stay in eval mode while the rest trains."""
 
-    pretrained = True  # the trainer must not reset the weights Ultralytics finds in a freshly built model
-
     def __init__(self, variant: str = "efficientnet-lite0"):
         super().__init__()
         net = imagenet_network(variant)
         del net._fc, net._avg_pooling, net._dropout  # the ImageNet classifier: the model's own head replaces it
         self.variant, self.net = variant, net
-        self.out_channels = net._bn1.num_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.extract_features(imagenet_input(x))

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pokedex.core.checks import FRACTION, Number, check_value
 from pokedex.core.errors import PokedexError
 from pokedex.model.load import load_model
-from pokedex.train.train import train
+from pokedex.train.train import species_in, train
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,6 @@ class TeacherLoss:
 
 def load_teacher(weights: Path, classes: dict[int, str]) -> torch.nn.Module:
     """The teacher's network, in eval mode and float32, checked to answer the student's classes in its order."""
-    if not weights.is_file():
-        raise PokedexError(f"the teacher {weights} is missing; train it first (dvc repro train).")
     teacher = load_model(weights)
     if teacher.task != "classify":
         raise PokedexError(f"the teacher {weights} is a {teacher.task} model; distillation needs a classifier.")
@@ -66,13 +64,10 @@ def load_teacher(weights: Path, classes: dict[int, str]) -> torch.nn.Module:
     return net
 
 
-def teach(weights: Path, temperature: float, soft: float):
-    """Ultralytics callback (on_train_start): the model learns with TeacherLoss from the teacher in `weights`."""
+def teach(teacher: torch.nn.Module, temperature: float, soft: float):
+    """Ultralytics callback (on_train_start): the model learns with TeacherLoss from `teacher`."""
     def callback(trainer) -> None:
-        teacher = load_teacher(weights, trainer.data["names"]).to(trainer.device)
-        trainer.model.criterion = TeacherLoss(teacher, temperature, soft)
-        log.info("distill: the student learns from %s (temperature %.1f, %.0f%% of the loss its scores)", weights,
-                 temperature, 100 * soft)
+        trainer.model.criterion = TeacherLoss(teacher.to(trainer.device), temperature, soft)
     return callback
 
 
@@ -94,5 +89,9 @@ def distill(cfg: DictConfig, teacher: Path, dataset_dir: Path, run_dir: Path, ru
     student = student_cfg(cfg)
     if student.model.task != "classify":
         raise PokedexError(f"distill.model.task={student.model.task!r}: the student must be a classifier.")
-    callback = teach(teacher, float(cfg.distill.temperature), float(cfg.distill.soft))
+    # loaded and checked against the dataset's classes before train() clears the run directory
+    network = load_teacher(teacher, dict(enumerate(sorted(species_in(dataset_dir, "train")))))
+    log.info("distill: the student learns from %s (temperature %.1f, %.0f%% of the loss its scores)", teacher,
+             float(cfg.distill.temperature), 100 * float(cfg.distill.soft))
+    callback = teach(network, float(cfg.distill.temperature), float(cfg.distill.soft))
     return train(student, dataset_dir, run_dir, run=run, timings=timings, callbacks={"on_train_start": [callback]})

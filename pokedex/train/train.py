@@ -76,6 +76,12 @@ def fit_head(model, classes: list[str]) -> int:
     return len(kept)
 
 
+def species_in(dataset_dir: Path, split: str) -> set[str]:
+    """The species (class folders, `NNNN`) with pictures in a split of the YOLO dataset; sorted, the training split's
+    are the classes a classifier trained on it answers, in Ultralytics' order."""
+    return {p.name[:4] for p in (dataset_dir / "images" / split).glob("*.jpg")}
+
+
 def frozen_layers(model, model_cfg: DictConfig) -> list[str] | None:
     """`model.freeze`: the layers of a pretrained network that keep their ImageNet weights, named as Ultralytics'
     `freeze` argument takes them; None for a network learnt from scratch."""
@@ -234,7 +240,7 @@ def train(cfg: DictConfig, dataset_dir: Path, run_dir: Path, run: tracking.Run |
     if run_dir.exists() and not resume:  # a clean run directory: Ultralytics would otherwise resume plots and csv rows
         shutil.rmtree(run_dir)
     run_dir = run_dir.resolve()
-    trained, validated = ({p.name[:4] for p in (dataset_dir / "images" / s).glob("*.jpg")} for s in ("train", "validation"))
+    trained, validated = (species_in(dataset_dir, s) for s in ("train", "validation"))
     if cfg.model.task == "classify" and len(validated) < len(trained):
         log.info("train: %d of %d species have no validation pictures: they train only (too few groups to test "
                  "them, docs/real-data.md); Ultralytics' 'requires %d classes' error below is expected",
