@@ -147,7 +147,8 @@ def _report(args: argparse.Namespace) -> None:
 
     root = project_root()
     output = args.output or project_paths(root)["experiments_report"]
-    print(write_report(output, repo=str(root), names=args.experiments or None, field_folders=args.field))
+    page, table = write_report(output, repo=str(root), names=args.experiments or None, field_folders=args.field)
+    print(f"{table}\n\n{page}" if table else page)
 
 
 def _unpack(args: argparse.Namespace) -> None:

@@ -9,7 +9,8 @@ up) it shows each experiment's most-confused species pairs and worst classes, wi
 
 With `--field DIR ...` (folders of `NNNN/*` pictures: your own, or a field set) the page opens with how the
 workspace's models read pictures like those, beside the test split: top-1/top-5 of the classifier on the whole
-picture and of plain `pokedex predict` (detector first, pokedex/evaluate/views.py).
+picture and of plain `pokedex predict` (detector first, pokedex/evaluate/views.py), and the K210's network's top-1
+both ways; the command prints that table in Markdown too.
 """
 
 from __future__ import annotations
@@ -283,21 +284,41 @@ def field_figures(folders: list[Path], weights: Path, detector: Path | None, enr
     return figures
 
 
-def field_section(figures: list[FieldFigures], test: dict) -> str:
-    """The table of pictures like the user's, the test split first."""
-    def row(name: str, images, species, whole: dict, predicted: dict | None) -> str:
-        cells = [images, species, whole.get("top1"), whole.get("top5"),
-                 *((predicted.get("top1"), predicted.get("top5"), predicted.get("found")) if predicted else (None,) * 3)]
-        return f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{_cell(c)}</td>" for c in cells) + "</tr>"
+def field_rows(figures: list[FieldFigures], test: dict,
+               k210: list[FieldFigures] | None = None) -> tuple[list[str], list[list]]:
+    """The table of pictures like the user's, the test split first: the classifier whole and through predict,
+    and with `k210` (the same folders read by the K210's network) its two figures beside."""
+    header = ["pictures", "images", "species", "top-1 whole", "top-5 whole", "top-1 predict", "top-5 predict",
+              "detector found"] + (["K210 network: top-1 whole", "K210 network: top-1 predict"] if k210 else [])
+    rows = [["test split (held-out sprites)", test.get("test_images"), test.get("classes"), test.get("top1"),
+             test.get("top5"), None, None, None] + ([test.get("k210_top1"), None] if k210 else [])]
+    for f, small in zip(figures, k210 or [None] * len(figures)):
+        predicted = f.predicted or {}
+        rows.append([f.folder, f.whole.get("images"), f.whole.get("species"), f.whole.get("top1"), f.whole.get("top5"),
+                     predicted.get("top1"), predicted.get("top5"), predicted.get("found")]
+                    + ([small.whole.get("top1"), (small.predicted or {}).get("top1")] if small else []))
+    return header, rows
 
-    rows = row("test split (held-out sprites)", test.get("test_images"), test.get("classes"), test, None)
-    rows += "".join(row(f.folder, f.whole.get("images"), f.whole.get("species"), f.whole, f.predicted) for f in figures)
+
+def field_section(figures: list[FieldFigures], test: dict, k210: list[FieldFigures] | None = None) -> str:
+    """field_rows() as the page's first table."""
+    header, rows = field_rows(figures, test, k210)
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(c)) if i == 0 else _cell(c)}</td>" for i, c in enumerate(row))
+                    + "</tr>" for row in rows)
     return ("<h2>Pictures like yours</h2><p class='note'>The workspace's classifier on each whole picture, and plain "
             "<code>pokedex predict</code> (the detector first, then the whole picture or its crop, whichever the "
-            "classifier is surer of). A species the model was not trained on counts as wrong.</p>"
-            "<table><thead><tr><th>pictures</th><th>images</th><th>species</th><th>top-1 whole</th><th>top-5 whole"
-            "</th><th>top-1 predict</th><th>top-5 predict</th><th>detector found</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>")
+            "classifier is surer of); beside them the K210's network, as the board reads them. A species the model "
+            "was not trained on counts as wrong.</p><table><thead><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in header) + f"</tr></thead><tbody>{cells}</tbody></table>")
+
+
+def field_markdown(figures: list[FieldFigures], test: dict, k210: list[FieldFigures] | None = None) -> str:
+    """field_rows() as a Markdown table (what `pokedex report --field` prints)."""
+    header, rows = field_rows(figures, test, k210)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) if i == 0 else ("" if c is None else _cell(c)) for i, c in enumerate(row)) + " |"
+              for row in rows]
+    return "\n".join(lines)
 
 
 def _cell(value, scale: float = 1) -> str:
@@ -360,15 +381,19 @@ img {{ max-width: 100%; }}
 
 
 def write_report(output: Path, repo: str = ".", names: list[str] | None = None,
-                 field_folders: list[Path] | None = None) -> Path:
+                 field_folders: list[Path] | None = None) -> tuple[Path, str]:
+    """The page, and with field_folders its first table in Markdown (else "")."""
     experiments = load_experiments(repo, names)
     paths = project_paths(Path(repo).resolve())
-    field = ""
+    field = table = ""
     if field_folders:
         figures = field_figures(field_folders, paths["weights"], paths["detector_weights"], paths["enrolled"])
+        small = paths.get("distilled_weights")  # the K210's network, with its own enrolled species and rule
+        k210 = field_figures(field_folders, small, paths["detector_weights"], paths.get("enrolled_k210")) \
+            if small is not None and small.is_file() else None
         test = json.loads(paths["eval_reports"].joinpath("metrics.json").read_text()) \
             if paths["eval_reports"].joinpath("metrics.json").is_file() else {}
-        field = field_section(figures, test)
+        field, table = field_section(figures, test, k210), field_markdown(figures, test, k210)
     thumbs = thumbnails(view(paths["yolo_dataset"]) / "images")  # its test images are the thumbnails
     dataset = paths["yolo_dataset"].relative_to(Path(repo).resolve()).as_posix()
     fill_thumbnails(thumbs, experiments, repo, f"{dataset}/images/test")
@@ -377,4 +402,4 @@ def write_report(output: Path, repo: str = ".", names: list[str] | None = None,
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(page, encoding="utf-8")
     log.info("report: %d experiments -> %s", len(experiments), output)
-    return output
+    return output, table

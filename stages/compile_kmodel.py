@@ -1,4 +1,4 @@
-"""Stage compile-kmodel: the ONNX classifier and the one-class detector as K210 kmodels (nncase 1.x), simulated,
+"""Stage compile-kmodel: the ONNX classifier (the K210's network, taught by the trained one) and the one-class detector as K210 kmodels (nncase 1.x), simulated,
 bundled for a Maix Bit."""
 
 from pathlib import Path
@@ -16,10 +16,10 @@ def main(cfg):
                         float(cfg.detector.conf))
     timings = Timings()
     report = compile_and_measure(onnx=Path(p.onnx), dataset_dir=Path(p.yolo_dataset), size=cfg.data.image_size,
-                                 task=cfg.model.task, cfg=cfg.kmodel, bundle=Path(p.k210_bundle),
+                                 task=cfg.distill.model.task, cfg=cfg.kmodel, bundle=Path(p.k210_bundle),
                                  report_path=Path(p.kmodel_report), metrics_path=Path(p.kmodel_metrics),
-                                 enrolled=Path(p.enrolled), detector=detector, timings=timings)
-    tracking.record("compile-kmodel", cfg, Path(p.weights), report, [Path(p.kmodel_report)], timings)
+                                 enrolled=Path(p.enrolled_k210), detector=detector, timings=timings)
+    tracking.record("compile-kmodel", cfg, Path(p.distilled_weights), report, [Path(p.kmodel_report)], timings)
 
 
 if __name__ == "__main__":

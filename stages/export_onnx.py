@@ -1,4 +1,5 @@
-"""Stage export-onnx: static, simplified ONNX plus a PyTorch-vs-ONNX-Runtime parity report."""
+"""Stage export-onnx: the K210's network (the distill stage's) as static, simplified ONNX, plus a
+PyTorch-vs-ONNX-Runtime parity report."""
 
 from pathlib import Path
 
@@ -12,9 +13,9 @@ from pokedex.deploy.export import export_with_parity
 def main(cfg):
     p = cfg.paths
     timings = Timings()
-    report = export_with_parity(weights=Path(p.weights), dataset_dir=Path(p.yolo_dataset), imgsz=cfg.data.image_size,
+    report = export_with_parity(weights=Path(p.distilled_weights), dataset_dir=Path(p.yolo_dataset), imgsz=cfg.data.image_size,
                                 export_cfg=cfg.export, onnx_out=Path(p.onnx), report=Path(p.onnx_report), timings=timings)
-    tracking.record("export-onnx", cfg, Path(p.weights), report, [Path(p.onnx), Path(p.onnx_report)], timings)
+    tracking.record("export-onnx", cfg, Path(p.distilled_weights), report, [Path(p.onnx), Path(p.onnx_report)], timings)
 
 
 if __name__ == "__main__":

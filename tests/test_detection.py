@@ -182,7 +182,8 @@ def built(arch: str, task: str, path: Path, score_bias: float, distance: float |
 
 @pytest.mark.slow  # trains a classifier a little: an untrained one gives every picture the same scores
 def test_predict_answers_from_the_surer_of_whole_and_crop_or_names_each_box(tmp_path, tiny_dataset):
-    cfg = make_cfg("data=tiny", "augment=none", "train.epochs=6", "train.batch=8", "train.plots=false", "+train.val=false")
+    cfg = make_cfg("data=tiny", "model=k210n-cls", "train=scratch", "augment=none", "train.epochs=6", "train.batch=8",
+                   "train.plots=false", "+train.val=false")
     classifier = train(cfg, tiny_dataset["yolo"], tmp_path / "train")
     everywhere = built("k210n-det.yaml", "detect", tmp_path / "everywhere.pt", score_bias=20.0, distance=1.0)
     nowhere = built("k210n-det.yaml", "detect", tmp_path / "nowhere.pt", score_bias=-20.0)

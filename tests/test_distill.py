@@ -43,8 +43,10 @@ def test_distill_params_are_checked():
         student_cfg(make_cfg("distill.soft=1.5"))
     with pytest.raises(PokedexError, match=r"distill.temperature=0 is invalid"):
         student_cfg(make_cfg("distill.temperature=0"))
-    cfg = student_cfg(make_cfg("model=lite0", "distill.train.lr0=0.004"))
-    assert cfg.model.arch == "k210n-cls.yaml" and cfg.train.lr0 == 0.004 and cfg.train.epochs == make_cfg().train.epochs
+    cfg = student_cfg(make_cfg("distill.train.lr0=0.004"))  # the teacher's recipe under the student's own keys
+    scratch = make_cfg("model=k210n-cls", "train=scratch")
+    assert cfg.model == scratch.model and cfg.train.lr0 == 0.004 and cfg.train.epochs == scratch.train.epochs == 23
+    assert cfg.train.batch == make_cfg().train.batch
 
 
 def test_a_missing_teacher_is_named_before_anything_is_written(tmp_path, tiny_dataset):

@@ -91,11 +91,11 @@ def test_pokedex_enroll_copies_readable_pictures_and_names_what_it_refuses(tmp_p
 
 @pytest.fixture(scope="module")
 def enrolled_model(tmp_path_factory):
-    """A tiny classifier of species 1-8, and species 9 (never trained) enrolled from 5 of its 10 pictures."""
+    """A tiny K210 classifier of species 1-8, and species 9 (never trained) enrolled from 5 of its 10 pictures."""
     from pokedex.train.train import train
 
     base = tmp_path_factory.mktemp("enroll")
-    cfg = make_cfg("data=tiny", "data.synthetic.num_classes=8", "data.synthetic.images_per_class=30", "augment=none", "train.epochs=60",
+    cfg = make_cfg("data=tiny", "model=k210n-cls", "data.synthetic.num_classes=8", "data.synthetic.images_per_class=30", "augment=none", "train.epochs=60",
                    "train.batch=16", "train.nbs=16", "train.lr0=0.01", "train.plots=false", "enroll.negatives=40")
     dataset = build_dataset(cfg, base / "data")["yolo"]
     weights = train(cfg, dataset, base / "train")

@@ -170,6 +170,17 @@ def test_compile_kmodel_stage_bundle_report_and_budget_gate(tmp_path, tiny_datas
                             None)
     assert json.loads(report_path.read_text())["fits_k210"] is False  # written before the stage fails
 
+    # species enrolled in another network's features (the big classifier's 1280) are refused before compiling
+    other = tmp_path / "enrolled-by-lite0"
+    other.mkdir()
+    (other / "enrolled.json").write_text(json.dumps({"dim": 1280, "embedding": {"kind": "classifier"}}))
+    report_path.unlink()
+    with pytest.raises(PokedexError, match=r"enrolled.json holds prototypes of 1280 features but the network being "
+                                           r"compiled gives 256; enrol with that network"):
+        compile_and_measure(onnx_path, yolo, cfg.data.image_size, "classify", cfg.kmodel, bundle, report_path,
+                            metrics_path, other)
+    assert not report_path.exists()
+
 
 @pytest.mark.slow
 @needs_nncase

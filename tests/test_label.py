@@ -45,6 +45,7 @@ def unsure_of_light(tmp_path, pool):
     zero) and its last layer by hand: it splits its vote between species 1 and 2 on the light picture and is sure
     of species 2 on the dark one (class 0's logit is 0 at the light picture's features and -20 at the dark one's,
     class 1's always 0, the others far below)."""
+    torch.manual_seed(0)  # the untrained weights: the same in every worker, whatever ran there before
     model = build_model(OmegaConf.create({"task": "classify", "arch": "k210n-cls.yaml", "weights": None}))
     net = model.model.float()
     net.names = {i: f"{i + 1:04d}" for i in range(len(net.names))}  # as trained: class folders named by dex id

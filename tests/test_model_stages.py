@@ -86,8 +86,10 @@ def test_train_evaluate_export_predict(model, tmp_path, tiny_dataset):
             (field / image.name[:4]).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(image, field / image.name[:4] / image.name)
         (field / "0001" / "broken.jpg").write_bytes(b"not a jpeg")
-        scored = evaluate(best, yolo, cfg.data.image_size, cfg.evaluate, tmp_path / "eval-field", field_dir=field)
+        scored = evaluate(best, yolo, cfg.data.image_size, cfg.evaluate, tmp_path / "eval-field", field_dir=field,
+                          k210_weights=best)  # a second classifier beside the first: here the same one
         assert scored["field_images"] == metrics["test_images"] and scored["field_rejected"] == 1
+        assert (scored["k210_top1"], scored["k210_scene_top1"]) == (metrics["top1"], metrics["scene_top1"])
         names = (yolo / "classes.txt").read_text().splitlines()
         answers = predict([field], best, yolo / "classes.txt", imgsz=cfg.data.image_size)
         right = [ranked[0][0] == f"{Path(p).parent.name} {names[int(Path(p).parent.name) - 1]}" for p, ranked in answers

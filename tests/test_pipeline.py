@@ -24,8 +24,8 @@ from .conftest import _nncase_missing, needs_nncase
 from .project_copy import TINY, commit, copy_project, identify, stage_env, stage_temp_dir
 from .tiny_clip import make_tiny_clip
 
-STAGES = ["ingest", "preprocess", "yolo-format", "detect-format", "train-detector", "train", "adapt", "enroll", "evaluate",
-          "clip", "export-onnx", "compile-kmodel"]
+STAGES = ["ingest", "preprocess", "yolo-format", "detect-format", "train-detector", "train", "distill", "adapt", "enroll",
+          "evaluate", "clip", "export-onnx", "compile-kmodel"]
 
 
 # Test folders whose stages run with MLflow off (tests marked `untracked`): they check what DVC reruns and
@@ -56,11 +56,11 @@ def _json(args: list[str], cwd: Path):
 
 def _mlflow_runs(repo: Path) -> dict:
     """{run name: run} of the classifier's runs in the repository's default MLflow store (the detector's training
-    is a run of its own, of the same name)."""
+    and the K210 network's distillation are runs of their own, of the same name)."""
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("pokedex")
     return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])
-            if r.data.tags.get("pokedex.stage") != "train-detector"}
+            if r.data.tags.get("pokedex.stage") not in ("train-detector", "distill")}
 
 
 BUNDLE = ["classes.txt", "detector.kmodel", "enrolled.json", "main.py", "manifest.json", "model.kmodel", "prototypes.bin"]
@@ -125,7 +125,11 @@ def test_dvc_repro_builds_everything_then_nothing_then_only_dependents(built, re
     (found_by,) = [r for r in _mlflow_runs_all(repo) if r.data.tags.get("pokedex.stage") == "train-detector"]
     assert found_by.data.metrics["detector/test/map50"] == detector["test"]["map50"] and "metrics/mAP50B" in found_by.data.metrics
     assert run.data.metrics["evaluate/top1"] == metrics["top1"] and "metrics/accuracy_top1" in run.data.metrics
-    assert run.data.metrics["export-onnx/top1_agreement"] == 1.0 and run.data.metrics["compile-kmodel/fits_k210"] == 1
+    assert metrics["k210_top1"] >= 0 and "k210_scene_top1_detected" in metrics  # the K210's network beside it
+    (k210,) = [r for r in _mlflow_runs_all(repo) if r.data.tags.get("pokedex.stage") == "distill"]
+    assert "metrics/accuracy_top1" in k210.data.metrics and k210.data.params["distill.model.arch"] == "k210n-cls.yaml"
+    assert k210.data.metrics["export-onnx/top1_agreement"] == 1.0 and k210.data.metrics["compile-kmodel/fits_k210"] == 1
+    assert run.data.params["model.arch"] == "lite0-cls.yaml"
 
     assert _ran(_run(["dvc", "repro"], repo)) == []
     assert "up to date" in _run(["dvc", "status"], repo)
@@ -197,8 +201,8 @@ def test_labelled_pictures_adapt_the_model_without_retraining_it(repo):
     assert "filed 2 picture(s)" in _run(["pokedex", "label", str(table)], repo)
     assert len(list((repo / "data" / "user" / "0002").iterdir())) == 2
     # ingest reruns (data/user is a source's folder) and gives the same data, so only adapt and what reads it follow
-    assert _ran(_run(["dvc", "repro"], repo)) == ["ingest", "adapt", "enroll", "evaluate", "clip", "export-onnx",
-                                                  "compile-kmodel"]
+    # (the K210's network learnt from the trained model, not the adapted one: export-onnx and compile-kmodel stay)
+    assert _ran(_run(["dvc", "repro"], repo)) == ["ingest", "adapt", "enroll", "evaluate", "clip"]
     report = json.loads((repo / "models" / "adapted" / "adapt.json").read_text())
     assert report["adapted"] and report["user_pictures"] == 2 and report["replayed"] > 0
     assert (repo / "models" / "train" / "weights" / "best.pt").read_bytes() == trained
@@ -210,8 +214,8 @@ def test_labelled_pictures_adapt_the_model_without_retraining_it(repo):
 @needs_nncase  # the DAG must be up to date first, compile-kmodel included
 def test_new_splits_rerun_everything_after_the_data_stages(repo):
     compose_params(repo / "params.yaml", [*TINY, "data.split.seed=1"], root=repo)
-    assert _ran(_run(["dvc", "repro"], repo)) == ["yolo-format", "detect-format", "train-detector", "train", "adapt",
-                                                  "enroll", "evaluate", "clip", "export-onnx", "compile-kmodel"]
+    assert _ran(_run(["dvc", "repro"], repo)) == ["yolo-format", "detect-format", "train-detector", "train", "distill",
+                                                  "adapt", "enroll", "evaluate", "clip", "export-onnx", "compile-kmodel"]
 
 
 @pytest.mark.slow
@@ -264,14 +268,14 @@ def test_dvc_exp_run_with_a_clip_model_reruns_only_what_reads_clip(repo, tmp_pat
     run = _mlflow_runs(repo)["with-clip"]  # logged beside the training run's figures
     assert run.data.metrics["clip/hybrid_top1"] == clip["hybrid_top1"]
 
-    # species enrolled in CLIP embeddings: enroll and its readers rerun; the K210, which cannot compute them, gets
-    # none (and its report says so)
+    # species enrolled in CLIP embeddings: enroll and evaluate rerun; the K210, which cannot compute them, keeps
+    # its own network's (the same bytes: compile-kmodel does not rerun)
     enrol = [*overrides, "enroll.embedding=clip"]
     out = _run(["dvc", "exp", "run", "-n", "clip-enrolled", *(arg for o in enrol for arg in ("-S", o))], repo)
-    assert _ran(out) == ["enroll", "evaluate", "compile-kmodel"], out[-3000:]
+    assert _ran(out) == ["enroll", "evaluate"], out[-3000:]
     assert json.loads((repo / "models" / "enrolled" / "enrolled.json").read_text())["embedding"]["kind"] == "clip"
-    assert not (repo / "deploy" / "k210" / "prototypes.bin").exists()
-    assert "enroll.embedding=clip" in json.loads((repo / "reports" / "kmodel.json").read_text())["enrolled_species"]
+    assert json.loads((repo / "models" / "enrolled-k210" / "enrolled.json").read_text())["embedding"]["kind"] == "classifier"
+    assert (repo / "deploy" / "k210" / "prototypes.bin").exists()
 
 
 @pytest.mark.slow
@@ -472,7 +476,7 @@ def test_an_interrupted_training_resumes_to_its_planned_epochs_and_only_with_its
     env = _env(repo.parent / "home")
     other = subprocess.run([sys.executable, "-m", "stages.train", "train.resume=true", "train.lr0=0.01"], cwd=repo,
                            env=env, capture_output=True, text=True)
-    assert other.returncode == 2 and "was trained with other params (lr0=0.003 there, 0.01 now)" in other.stdout + other.stderr
+    assert other.returncode == 2 and "was trained with other params (lr0=0.001 there, 0.01 now)" in other.stdout + other.stderr
     out = _run([sys.executable, "-m", "stages.train", "train.resume=true"], repo)
     assert "Resuming training" in out
     epochs = [int(row.split(",")[0]) for row in results.read_text().splitlines()[1:]]
@@ -502,7 +506,7 @@ def test_params_changed_while_a_stage_runs_fail_it_instead_of_being_recorded(rep
     compose_params(repo / "params.yaml", [*TINY, "train.epochs=4", "train.lr0=0.0005"], root=repo)
     out = repro.end(300)
     assert repro.process.returncode != 0
-    assert "params.yaml changed while train ran (train.lr0: 0.003 → 0.0005)" in out
+    assert "params.yaml changed while train ran (train.lr0: 0.001 → 0.0005)" in out
     assert (repo / "dvc.lock").read_text() == lock_before
     assert "train" in _run(["dvc", "status", "train"], repo)  # not up to date: the next repro trains with 0.0005
     compose_params(repo / "params.yaml", TINY, root=repo)
@@ -664,10 +668,11 @@ def test_pokeapi_package_through_dvc_then_a_noop_repro_needs_neither_npm_nor_the
                                           f"data.pokeapi.integrity='{integrity}'", "data.pokeapi.frames_per_animation=3",
                                           f"data.pokeapi.folders=[{','.join(VIEWS + [GEN5 + '/female'])}]",
                                           "data.image_size=32", "train.epochs=1", "train.batch=8", "train.plots=false",
-                                          "evaluate.latency_images=2", *quick_detector], root=repo)
+                                          "distill.train.epochs=1", "evaluate.latency_images=2", *quick_detector],
+                   root=repo)
     out = _run(["dvc", "repro", "evaluate"], repo)
-    assert _ran(out) == ["ingest", "preprocess", "yolo-format", "detect-format", "train-detector", "train", "adapt",
-                         "enroll", "evaluate"]
+    assert _ran(out) == ["ingest", "preprocess", "yolo-format", "detect-format", "train-detector", "train", "distill",
+                         "adapt", "enroll", "evaluate"]
     assert list((repo / ".cache" / "pokedex").glob("npm-*.tgz"))
     assert sorted(p.name for p in (repo / "data" / "raw" / "all_pokemon").iterdir()) == ["0001", "0002", "0003"]
     assert "substitute.gif,not named by a species number" in (repo / "data" / "raw" / "ingest_rejects.csv").read_text()

@@ -87,7 +87,7 @@ def test_freeze_is_checked():
 
 def test_freeze_on_a_network_learnt_from_scratch_is_named(tmp_path, tiny_dataset):
     with pytest.raises(PokedexError, match=r"model.freeze=3 applies to a pretrained network"):
-        train(make_cfg("data=tiny", "+model.freeze=3"), tiny_dataset["yolo"], tmp_path / "run")
+        train(make_cfg("data=tiny", "model=k210n-cls", "+model.freeze=3"), tiny_dataset["yolo"], tmp_path / "run")
 
 
 @pytest.mark.slow

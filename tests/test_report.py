@@ -79,7 +79,7 @@ def test_pictures_like_yours_are_scored_whole_and_through_predict_beside_the_tes
 
     from pokedex.core.errors import PokedexError
     from pokedex.model.build import build_model
-    from pokedex.report import field_figures, field_section
+    from pokedex.report import field_figures, field_markdown, field_section
 
     from .conftest import make_cfg
     from .test_detection import built
@@ -94,8 +94,15 @@ def test_pictures_like_yours_are_scored_whole_and_through_predict_beside_the_tes
     assert {k: figures.predicted[k] for k in ("top1", "top5")} == {k: figures.whole[k] for k in ("top1", "top5")}
     assert field_figures([folder], tmp_path / "cls.pt", None, None)[0].predicted is None
 
-    section = field_section([figures], {"top1": 0.75, "top5": 0.9, "test_images": 1541, "classes": 905})
+    test = {"top1": 0.75, "top5": 0.9, "test_images": 1541, "classes": 905, "k210_top1": 0.5}
+    section = field_section([figures], test)
     assert section.index("test split") < section.index(str(folder)) and "<td>0.75</td>" in section
+    assert "<th>K210" not in section  # no K210 network given: no columns for it
+    table = field_markdown([figures], test, k210=[figures]).splitlines()  # the K210's network beside: here the same
+    assert len(table) == 4 and table[0].endswith("| K210 network: top-1 whole | K210 network: top-1 predict |")
+    assert table[2].startswith("| test split") and table[2].endswith("| 0.75 | 0.9 |  |  |  | 0.5 |  |")
+    cells = [c.strip("| ") for c in table[3].split(" | ")]
+    assert cells[0] == str(folder) and cells[3] == cells[8] and cells[5] == cells[9]
     page = render([Experiment("workspace", None, {"top1": 0.75})], [], field=section)
     assert page.index("Pictures like yours") < page.index("<h2>Metrics</h2>")
     with pytest.raises(PokedexError, match=r"--field .*nowhere is not a folder"):

@@ -81,7 +81,7 @@ def test_tracking_can_be_turned_off(monkeypatch):
 
 @pytest.mark.slow
 def test_train_and_evaluate_log_into_one_run_named_after_the_experiment(store, tmp_path, tiny_dataset):
-    cfg = make_cfg("debug=quick", "train.epochs=2", f"paths.timings={tmp_path / 'timings'}")
+    cfg = make_cfg("debug=quick", "model=k210n-cls", "train.epochs=2", f"paths.timings={tmp_path / 'timings'}")
     timings = Timings()
     with tracking.training_run(cfg, timings) as training:  # as stages/train.py runs it
         best = train(cfg, tiny_dataset["yolo"], tmp_path / "train", training, timings)

@@ -185,6 +185,17 @@ def enrolled_on_the_k210(enrolled: Path | None) -> bool:
     return meta.get("embedding", {}).get("kind", "classifier") == "classifier"
 
 
+def check_enrolled_width(enrolled: Path | None, embedding: int) -> None:
+    """Prototypes made by another network (e.g. the big classifier's 1280 features) mean nothing to this one."""
+    if enrolled is None or not (enrolled / "enrolled.json").is_file():
+        return
+    dim = json.loads((enrolled / "enrolled.json").read_text(encoding="utf-8")).get("dim")
+    if dim != embedding:
+        raise PokedexError(f"{enrolled / 'enrolled.json'} holds prototypes of {dim} features but the network being "
+                           f"compiled gives {embedding}; enrol with that network (paths.distilled_weights: dvc repro "
+                           "enroll).")
+
+
 def write_report(path: Path, report: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
@@ -214,6 +225,8 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
         graph = Path(tempfile.mkdtemp()) / "logits_embedding.onnx"  # in the stage's scratch folder
         classes, embedding = with_embedding_output(onnx, graph)
         onnx = graph
+        if enrolled_on_the_k210(enrolled):  # before the minutes of compiling
+            check_enrolled_width(enrolled, embedding)
     if bundle.exists():
         shutil.rmtree(bundle)
     kmodel = bundle / "model.kmodel"
@@ -257,6 +270,6 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
         raise PokedexError(
             f"The K210 bundle needs {ram_used / MB:.2f} MB of RAM and {flash_used / MB:.2f} MB of flash, "
             f"over the K210 limits kmodel.ram_limit_mb={cfg.ram_limit_mb} / kmodel.flash_limit_mb={cfg.flash_limit_mb}; "
-            "pick a smaller model (e.g. model=k210n-cls) or set kmodel.strict=false to only report it."
+            "pick a smaller network (e.g. distill.model=k210n-cls) or set kmodel.strict=false to only report it."
         )
     return report

@@ -277,7 +277,7 @@ def measure(cfg, weights: Path, dataset_dir: Path, imgsz: int, out_dir: Path, ca
     classifier = load_model(weights)
     if classifier.task != "classify":
         raise PokedexError(f"the CLIP hybrid needs a classifier, and {weights} is a {classifier.task} model; "
-                           "use a classification model (model=k210n-cls) or leave clip.model null.")
+                           "use a classification model (model=lite0) or leave clip.model null.")
     clip = load_clip(cfg.model, cfg.pretrained, cache, str(cfg.device))
     names = class_names(dataset_dir)
     text = class_text_embeddings(clip, names, list(cfg.templates), cache)

@@ -237,11 +237,28 @@ def open_set(model, images: list[Path], truth: np.ndarray, imgsz: int, enrolled:
     return figures
 
 
+def side_by_side(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg,
+                 find_box: Callable[[Image.Image], Box | None] | None = None, prefix: str = "k210_") -> dict:
+    """Another classifier's test-split and scene figures (e.g. the K210's network beside the one it learnt from),
+    keys prefixed so both sit in one metrics.json."""
+    if not weights.is_file():
+        raise PokedexError(f"{weights} is missing; run the stage that makes it first (dvc repro {weights}).")
+    model = load_model(weights)
+    images, truth = test_images(dataset_dir)
+    classes = len(class_names(dataset_dir))
+    scenes, _ = scene_test(model, images, imgsz, eval_cfg, find_box, [])
+    figures = {"top1": accuracy_metrics(truth, predict_ranked(model, images, imgsz, eval_cfg), classes)["top1"],
+               **{f"scene_top1{'' if way == 'whole' else '_' + way}": accuracy_metrics(truth, answers, classes)["top1"]
+                  for way, answers in scenes.items()}}
+    return {prefix + key: round(value, 4) for key, value in figures.items()}
+
+
 def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Path, enrolled: Enrolled | None = None,
              field_dir: Path | None = None, find_box: Callable[[Image.Image], Box | None] | None = None,
-             timings: Timings | None = None) -> dict:
+             timings: Timings | None = None, k210_weights: Path | None = None) -> dict:
     """The figures of metrics.json (and its CSVs and plot in out_dir). `find_box`: the one-class detector's best
-    box (pokedex.model.detector.box_finder), for the scene test's and the field's figures on detected crops.
+    box (pokedex.model.detector.box_finder), for the scene test's and the field's figures on detected crops;
+    `k210_weights`: the K210's network, whose figures stand beside (k210_top1, k210_scene_top1...).
     The CPU latency goes to `timings`, not metrics.json: it measures this machine, not the model."""
     if not weights.is_file():
         raise PokedexError(f"{weights} is missing; run the train stage first (dvc repro train).")
@@ -287,6 +304,8 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
         metrics.update(field_evaluation(model, field_dir, imgsz, len(names), enrolled, labels, out_dir, find_box))
     else:
         metrics.update(not_measured(out_dir, "a detector" if model.task != "classify" else "no field folder given"))
+    if k210_weights is not None:
+        metrics.update(side_by_side(k210_weights, dataset_dir, imgsz, eval_cfg, find_box))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_csv(out_dir / "predictions.csv", ["image", "actual", "predicted"],
               [(p.name, labels[int(t)], labels[int(c)]) for p, t, c in zip(images, truth, predicted)])

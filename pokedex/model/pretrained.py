@@ -83,9 +83,32 @@ class PretrainedBackbone(nn.Module):
         net = imagenet_network(variant)
         del net._fc, net._avg_pooling, net._dropout  # the ImageNet classifier: the model's own head replaces it
         self.variant, self.net = variant, net
+        # Stochastic depth as the loader's, but drawn from a generator of its own, seeded by the training's seed
+        # (torch's at build time): the loader draws from torch's global one, which the thread drawing the next
+        # batches also uses, and the same seed gave different weights run to run.
+        self.drop_connect_rate = float(net._global_params.drop_connect_rate or 0.0)
+        self.seed = torch.initial_seed()
+        self._generator: torch.Generator | None = None
+
+    def __getstate__(self) -> dict:  # checkpoints and Ultralytics' EMA copy hold no generator
+        return {**self.__dict__, "_generator": None}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(imagenet_input(x))
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(imagenet_input(x))))
+        for index, block in enumerate(net._blocks):
+            out = block(x, drop_connect_rate=None)
+            rate = self.drop_connect_rate * index / len(net._blocks)
+            if self.training and rate and out.shape == x.shape and block.id_skip and block._block_args.stride == 1:
+                out = x + (out - x) * self.kept(x.shape[0], 1.0 - rate).to(x.device, x.dtype)
+            x = out
+        return net._swish(net._bn1(net._conv_head(x)))
+
+    def kept(self, batch: int, keep: float) -> torch.Tensor:
+        """Per picture, 1/keep (its residual branch kept, scaled) with probability keep, else 0."""
+        if self._generator is None:
+            self._generator = torch.Generator().manual_seed(self.seed)
+        return torch.floor(keep + torch.rand(batch, 1, 1, 1, generator=self._generator)) / keep
 
     def train(self, mode: bool = True):
         super().train(mode)
