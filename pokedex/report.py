@@ -303,8 +303,8 @@ def field_rows(figures: list[FieldFigures], test: dict,
 def field_section(figures: list[FieldFigures], test: dict, k210: list[FieldFigures] | None = None) -> str:
     """field_rows() as the page's first table."""
     header, rows = field_rows(figures, test, k210)
-    cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(c)) if i == 0 else _cell(c)}</td>" for i, c in enumerate(row))
-                    + "</tr>" for row in rows)
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(c)) if i == 0 else _cell(c)}</td>"
+                                     for i, c in enumerate(row)) + "</tr>" for row in rows)
     return ("<h2>Pictures like yours</h2><p class='note'>The workspace's classifier on each whole picture, and plain "
             "<code>pokedex predict</code> (the detector first, then the whole picture or its crop, whichever the "
             "classifier is surer of); beside them the K210's network, as the board reads them. A species the model "

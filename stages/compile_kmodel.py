@@ -1,5 +1,5 @@
-"""Stage compile-kmodel: the ONNX classifier (the K210's network, taught by the trained one) and the one-class detector as K210 kmodels (nncase 1.x), simulated,
-bundled for a Maix Bit."""
+"""Stage compile-kmodel: the ONNX classifier (the K210's network, taught by the trained one) and the one-class
+detector as K210 kmodels (nncase 1.x), simulated, bundled for a Maix Bit."""
 
 from pathlib import Path
 

@@ -242,7 +242,7 @@ def side_by_side(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg,
     """Another classifier's test-split and scene figures (e.g. the K210's network beside the one it learnt from),
     keys prefixed so both sit in one metrics.json."""
     if not weights.is_file():
-        raise PokedexError(f"{weights} is missing; run the stage that makes it first (dvc repro {weights}).")
+        raise PokedexError(f"{weights} is missing; build it first (`dvc repro` makes every model).")
     model = load_model(weights)
     images, truth = test_images(dataset_dir)
     classes = len(class_names(dataset_dir))
