@@ -29,5 +29,6 @@ def main(cfg):
     tracking.record("enroll", cfg, Path(p.weights), numbers, [Path(p.enroll_report), Path(p.enroll_k210_report),
                                                               Path(p.enrolled) / "rejects.csv"], timings)
 
+
 if __name__ == "__main__":
     main()

@@ -225,8 +225,8 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
         graph = Path(tempfile.mkdtemp()) / "logits_embedding.onnx"  # in the stage's scratch folder
         classes, embedding = with_embedding_output(onnx, graph)
         onnx = graph
-        if enrolled_on_the_k210(enrolled):  # before the minutes of compiling
-            check_enrolled_width(enrolled, embedding)
+    on_chip = enrolled if task == "classify" and enrolled_on_the_k210(enrolled) else None
+    check_enrolled_width(on_chip, embedding)  # before the minutes of compiling
     if bundle.exists():
         shutil.rmtree(bundle)
     kmodel = bundle / "model.kmodel"
@@ -258,7 +258,6 @@ def compile_and_measure(onnx: Path, dataset_dir: Path, size: int, task: str, cfg
         report["fits_k210"] = report["memory_bytes_both"] <= ram and flash_both <= flash
     if task == "classify":
         report.update(simulator_accuracy(onnx, kmodel, dataset_dir, int(cfg.eval_images), size, classes, timings))
-    on_chip = enrolled if task == "classify" and enrolled_on_the_k210(enrolled) else None
     if task == "classify" and on_chip is None:  # enrolled with CLIP embeddings: the K210 cannot compute them
         report["enrolled_species"] = "not in the bundle: enrolled with enroll.embedding=clip, which the K210 cannot run"
     write_bundle(bundle, class_names(dataset_dir), size, task, embedding, on_chip, report.get("detector"))
