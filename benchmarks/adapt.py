@@ -9,7 +9,7 @@ pictures; from the others a budget of `--labels` labels per species on average i
 suggest` ranks first (`suggest`), on random ones (`random`), or on that many per species (`per-species`), the
 labels being the pool's. The held-out pictures are then scored (classifier on the whole picture, 905-way,
 top-1/top-5) four ways: as it is; with the labelled pictures enrolled as prototypes of their species, as the
-enroll stage enrols data/enroll (pokedex/evaluate/enroll.py: no training); fine-tuned on them with the training
+enroll stage enrols data/enroll (pokedex/recognise/enroll.py: no training); fine-tuned on them with the training
 pictures replayed (pokedex/train/adapt.py, conf/adapt/); and the fine-tuned model with the same pictures enrolled
 on it (calibrated anew on that model). Also shown: the fine-tuned model on every picture not labelled (`rest`:
 held-out and pool alike), the sprite test split each way, and the minutes the fine-tune took. `random` and the
@@ -20,7 +20,6 @@ from the pool is written anywhere but the scratch folder and --out.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -32,16 +31,15 @@ from pokedex import CHECKOUT
 from pokedex.core.archive import view
 from pokedex.data.dataset import load_uint8, split_images
 from pokedex.data.fieldset import FieldSet, field_set
-from pokedex.evaluate.enroll import enroll
-from pokedex.evaluate.field import class_scores, load_pictures, score
-from pokedex.evaluate.openset import Enrolled
+from pokedex.evaluate.field import load_pictures, score
 from pokedex.label.suggest import SPREAD, suggest
-from pokedex.model.load import load_model
-from pokedex.model.ultra import trained_size
 from pokedex.predict import class_labels
+from pokedex.recognise.enroll import enroll
+from pokedex.recognise.openset import Enrolled
+from pokedex.recognise.scores import class_scores, input_size
 from pokedex.train.adapt import adapt
 
-from recipes import compose_cfg
+from common import add_model, argument_parser, compose_cfg, load
 
 METHODS = ("before", "prototypes", "fine_tuned", "fine_tuned_prototypes")
 HELD_OUT_SEED = 1234  # the held-out pictures are the same whatever --seeds says
@@ -121,7 +119,8 @@ def print_coverage(pool: FieldSet, candidates: list[int], budgets: list[int], pi
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
+    add_model(parser, "trained_weights", "the classifier your labels adapt, as the adapt stage does")
     parser.add_argument("--pool", type=Path, required=True, help="a labelled folder NNNN/* standing in for your pictures")
     parser.add_argument("--labels", type=float, nargs="+", default=[3], help="labels per species, on average")
     parser.add_argument("--pick", nargs="+", default=["suggest", "random", "per-species"],
@@ -139,9 +138,9 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = compose_cfg(args.override)
-    weights, dataset = CHECKOUT / cfg.paths.trained_weights, view(CHECKOUT / cfg.paths.yolo_dataset)
-    model = load_model(weights)
-    size = trained_size(model, int(cfg.data.image_size))
+    weights, dataset = args.model, view(CHECKOUT / cfg.paths.yolo_dataset)
+    model = load(weights)
+    size = input_size(model)
     pool = field_set(args.pool)
     species = len(set(pool.dex_ids))
     ranking = [s.path for s in suggest(args.pool, model, class_labels(None, model.names), size=size,
@@ -179,7 +178,7 @@ def main() -> None:
                     best, _, _ = adapt(tuned_cfg, weights, dataset, [(pool.paths[i], pool.dex_ids[i]) for i in sorted(chosen)],
                                        Path(tmp) / "run")
                     row["minutes"] = round((time.perf_counter() - start) / 60, 1)
-                    tuned = load_model(best)
+                    tuned = load(best)
                     row["fine_tuned"] = figures(tuned, parts, test)
                     row["fine_tuned_prototypes"] = figures(
                         tuned, parts, test, enrolled_with(best, tuned_cfg, dataset, pool, sorted(chosen), size,

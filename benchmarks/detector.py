@@ -19,7 +19,6 @@ the whole Pokémon, and how often a box is only a part of it.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -31,8 +30,9 @@ from pokedex.data.boxes import MATCH_IOU, intersection, iou, true_boxes
 from pokedex.data.fieldset import field_set
 from pokedex.data.scenes import foreground_mask
 from pokedex.model.detector import detect, evaluate_detector
-from pokedex.model.load import load_model
-from pokedex.model.ultra import trained_size
+from pokedex.recognise.scores import input_size
+
+from common import add_field, add_model, argument_parser, load, shipped
 
 SIDES = (0, 40, 64, 96, 10_000)  # box side bins, pixels of the detector's input
 
@@ -117,19 +117,19 @@ COLUMNS = ("images", "boxes", "map50", "precision", "recall", "recall_at_conf", 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=Path("models/detector/weights/best.pt"))
-    parser.add_argument("--dataset", type=Path, default=Path("data/detect_dataset"))
-    parser.add_argument("--field", type=Path, nargs="*", default=[])
+    parser = argument_parser(__doc__)
+    add_model(parser, "detector_weights", "the one-class detector")
+    parser.add_argument("--dataset", type=Path, default=shipped("detect_dataset"))
+    add_field(parser, required=False)
     parser.add_argument("--white", type=Path, nargs="*", default=[],
                         help="folders of NNNN/* pictures of one Pokémon alone on white (its box: where it is not "
                              "white)")
-    parser.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's training size)")
+    parser.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's own)")
     parser.add_argument("--conf", type=float, default=0.25)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    imgsz = args.imgsz or trained_size(load_model(args.model), 128)
+    imgsz = args.imgsz or input_size(load(args.model))
     cfg = OmegaConf.create({"data": {"image_size": imgsz}, "conf": args.conf})
     report = {"test scenes": evaluate_detector(args.model, args.dataset, cfg)["test"]}
     for folder in args.field:
@@ -142,17 +142,17 @@ def main() -> None:
     sets = [(f, False) for f in args.field] + [(f, True) for f in args.white]
     if sets:
         print("\nWhole Pokémon or parts, on pictures of one Pokémon:\n")
-        whole = {str(f): wholeness(load_model(args.model), *one_pokemon_pictures(f, white), imgsz, args.conf)
+        whole = {str(f): wholeness(load(args.model), *one_pokemon_pictures(f, white), imgsz, args.conf)
                  for f, white in sets}
         names = list(next(iter(whole.values())))
         print("| set | " + " | ".join(names) + " |\n|" + "---|" * (len(names) + 1))
         print("\n".join(f"| {f} | " + " | ".join(str(v) for v in row.values()) + " |" for f, row in whole.items()))
         report["whole or parts"] = whole
-    found = misses(load_model(args.model), args.dataset, imgsz, args.conf)
+    found = misses(load(args.model), args.dataset, imgsz, args.conf)
     print("\nPokémon of the test scenes found at IoU 0.5:\n\n| Pokémon | found |\n|---|---|")
     print("\n".join(f"| {name} | {share} |" for name, share in found.items()))
     report["test scenes found by"] = found
-    errors = box_errors(load_model(args.model), args.dataset, imgsz, args.conf)
+    errors = box_errors(load(args.model), args.dataset, imgsz, args.conf)
     print("\nThe best box on validation scenes with one Pokémon:\n\n| error | spread |\n|---|---|")
     print("\n".join(f"| {name} | {spread} |" for name, spread in errors.items()))
     report["validation best-box errors"] = errors

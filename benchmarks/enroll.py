@@ -17,7 +17,6 @@ With --clip-pretrained, the enrolment and open-set figures again with prototypes
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
@@ -31,11 +30,13 @@ from pokedex import CHECKOUT as ROOT
 from pokedex.data.dataset import load_uint8, split_images
 from pokedex.data.scenes import SCENE_TEST, no_pokemon
 from pokedex.data.sources import cache_dir
-from pokedex.evaluate.clip import clip_features, enrolment_embedding
-from pokedex.evaluate.enroll import enroll
-from pokedex.evaluate.features import logits_and_features
-from pokedex.evaluate.openset import Enrolled, auroc, logits_and_embedding
 from pokedex.model.load import load_model
+from pokedex.recognise.clip import clip_features, enrolment_embedding
+from pokedex.recognise.enroll import enroll
+from pokedex.recognise.features import logits_and_features
+from pokedex.recognise.openset import Enrolled, auroc, logits_and_embedding
+
+from common import add_model, argument_parser, compose_cfg, load
 
 
 def subset_dataset(dataset: Path, classes: int, out: Path) -> Path:
@@ -73,7 +74,8 @@ def trained_subset_model(cfg, dataset: Path, subset: Path, classes: int, work: P
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
+    add_model(parser, what="the pipeline's classifier of every species, the upper bound")
     parser.add_argument("--trained", type=int, default=493)
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5])
     parser.add_argument("--kmodel-images", type=int, default=300, help="enrolled test images through the simulator")
@@ -82,7 +84,7 @@ def main() -> None:
     parser.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture for CLIP enrolment")
     parser.add_argument("--clip-pretrained", default=None, help="its checkpoint file (or tag): compares CLIP enrolment")
     args = parser.parse_args()
-    cfg = OmegaConf.load(ROOT / "params.yaml")
+    cfg = compose_cfg()
     paths, size = cfg.paths, int(cfg.data.image_size)
     dataset = ROOT / paths.yolo_dataset
     work = cache_dir() / "benchmarks" / "enroll"
@@ -98,7 +100,7 @@ def main() -> None:
     results: dict = {"trained_species": args.trained, "new_species": int(len(np.unique(truth[new]))),
                      "test_images": {"trained": int((~new).sum()), "new": int(new.sum())},
                      "trained_top1_before": round(float((logits.argmax(1) == truth)[~new].mean()), 4)}
-    full = load_model(ROOT / paths.weights)  # the pipeline's model of all species: the upper bound
+    full = load(args.model)  # the pipeline's model of all species: the upper bound
     full_right = logits_and_features(full, test_images)[0].argmax(1) == truth
     results["upper_bound_full_training_top1"] = round(float(full_right.mean()), 4)
     results["upper_bound_full_training_new_top1"] = round(float(full_right[new].mean()), 4)

@@ -1,6 +1,6 @@
 """Score any classifier (.pt or .onnx) on any field folder of `NNNN/*` pictures, and show where it fails.
 
-    python benchmarks/field.py --model models/train/weights/best.pt \
+    python benchmarks/field.py [--model models/adapted/weights/best.pt] \
         --field ../shared/fieldsets/render3d/clean ../shared/fieldsets/render3d/camera [--crop] \
         [--detector models/detector/weights/best.pt] [--tta] [--enrolled models/enrolled] [--sheet reports/field] \
         [--worst 24]
@@ -20,7 +20,6 @@ each species from data/yolo_dataset when there is one).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -28,10 +27,11 @@ from PIL import Image, ImageDraw
 
 from pokedex.data.classes import class_label, national_dex
 from pokedex.evaluate.field import score_folder
-from pokedex.evaluate.openset import Enrolled
 from pokedex.model.detector import box_finder
-from pokedex.model.load import load_model
-from pokedex.model.ultra import trained_size
+from pokedex.recognise.openset import Enrolled
+from pokedex.recognise.scores import input_size
+
+from common import add_detector, add_enrolled, add_field, add_model, argument_parser, load, shipped
 
 THUMB = 96
 
@@ -58,23 +58,22 @@ def contact_sheet(rows: list[tuple[Image.Image, str, Image.Image | None, str, Im
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=Path("models/train/weights/best.pt"))
-    parser.add_argument("--field", type=Path, nargs="+", required=True, help="folders of NNNN/* pictures")
-    parser.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's training size)")
+    parser = argument_parser(__doc__)
+    add_model(parser)
+    add_field(parser)
+    parser.add_argument("--imgsz", type=int, default=None, help="input size (default: the model's own)")
     parser.add_argument("--crop", action="store_true", help="also score each picture cut to its box (NNNN/<stem>.txt)")
-    parser.add_argument("--detector", type=Path, default=None, help="also score each picture cut to this detector's best box")
-    parser.add_argument("--conf", type=float, default=0.25, help="the detector's score threshold")
+    add_detector(parser)
     parser.add_argument("--tta", action="store_true",
                         help="read each view as it is, mirrored and closer (pokedex predict --tta)")
-    parser.add_argument("--enrolled", type=Path, default=Path("models/enrolled"))
-    parser.add_argument("--dataset", type=Path, default=Path("data/yolo_dataset"), help="for the sheet's thumbnails")
+    add_enrolled(parser)
+    parser.add_argument("--dataset", type=Path, default=shipped("yolo_dataset"), help="for the sheet's thumbnails")
     parser.add_argument("--sheet", type=Path, default=None, help="write the worst species' contact sheets here")
     parser.add_argument("--worst", type=int, default=24)
     args = parser.parse_args()
 
-    model = load_model(args.model)
-    imgsz = args.imgsz or trained_size(model, 64)
+    model = load(args.model)
+    imgsz = args.imgsz or input_size(model)
     enrolled = None
     if args.model.suffix == ".pt" and (args.enrolled / "enrolled.json").is_file():
         enrolled = Enrolled.load(args.enrolled)
@@ -88,8 +87,8 @@ def main() -> None:
     report = {}
     ways = [("", False, None)] + [(" cut to its box", True, None)] * args.crop
     if args.detector:
-        detector = load_model(args.detector)
-        ways.append((" through the detector", False, box_finder(detector, trained_size(detector, 128), args.conf)))
+        detector = load(args.detector)
+        ways.append((" through the detector", False, box_finder(detector, input_size(detector), args.conf)))
     for folder in args.field:
         for suffix, crop, find_box in ways:
             scored = score_folder(model, folder, imgsz, crop, enrolled, find_box=find_box, tta=args.tta)

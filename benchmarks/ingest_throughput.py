@@ -13,18 +13,17 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from pokedex import CHECKOUT as ROOT
 from pokedex.core.parallel import worker_count
 from pokedex.data.sources import cache_dir, pokeapi
+
+from common import compose_cfg
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", help="a sprites tree instead of the pinned package")
     args = parser.parse_args()
-    data = OmegaConf.load(ROOT / "params.yaml").data
+    data = compose_cfg().data
     cfg = data.pokeapi
     if args.root:
         cfg.root = args.root

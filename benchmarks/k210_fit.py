@@ -9,32 +9,30 @@ against the limits in conf/kmodel/default.yaml, and whether nncase's simulator c
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 
 from pokedex.core.errors import PokedexError
 from pokedex.deploy.export import export_onnx
 from pokedex.deploy.k210 import compile_kmodel, simulate
 from pokedex.model.build import build_model
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+from common import argument_parser, compose_cfg
+
 MB = 1024 * 1024
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--imgsz", type=int, default=224)
     parser.add_argument("--models", nargs="+", default=["k210n-cls", "yolov8n-cls", "yolov8n"])
     args = parser.parse_args()
     calibration = np.random.default_rng(0).integers(0, 256, (4, 3, args.imgsz, args.imgsz), dtype=np.uint8)
     for name in args.models:
-        with initialize_config_dir(str(CONF), version_base=None):
-            cfg = compose("config", overrides=[f"model={name}"])
+        cfg = compose_cfg([f"model={name}"])
         with tempfile.TemporaryDirectory() as tmp:
             model = build_model(cfg.model)
             head = model.model.model[-1]

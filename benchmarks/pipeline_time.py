@@ -11,16 +11,20 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+from common import argument_parser
 
 STAGE = re.compile(r"Running stage '([^']+)'")
 
 
 def main() -> None:
+    argument_parser(__doc__).parse_args()  # no options: --help says what it does before it rebuilds everything
     start = time.perf_counter()
     marks: list[tuple[str, float]] = []
-    proc = subprocess.Popen(["dvc", "repro", "--force"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
         if m := STAGE.search(line):

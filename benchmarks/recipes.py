@@ -14,20 +14,22 @@ per recipe, the mean and the spread (largest minus smallest) of every figure: a 
 it moves a figure by more than that spread. Everything runs on this machine in this process, one recipe after the
 other: the times of one run compare with each other. `--teacher PATH` trains each recipe's `distill.model` (the K210's
 network) taught by that classifier (pokedex/train/distill.py; `distill.soft=0` is the same training without it).
+
+A named recipe is a recipe like any other: `--recipe scratch:+experiment=scratch` (conf/experiment/). Why a script
+beside `dvc exp run`: the field sets it scores on must never enter the pipeline (they are measured, not trained
+or chosen on inside the DAG), and a subset of species (`--base data.num_classes=151`) rebuilds the data, which a
+DVC experiment would record as a change of the pipeline's data.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from pokedex import CHECKOUT
 from pokedex.core.process import scratch_dir
 from pokedex.data.ingest import ingest
 from pokedex.data.preprocess import preprocess
@@ -35,16 +37,10 @@ from pokedex.data.sources import cache_dir
 from pokedex.data.yolo_format import write_yolo_dataset
 from pokedex.evaluate.evaluate import evaluate
 from pokedex.evaluate.field import score_folder
-from pokedex.model.load import load_model
 from pokedex.train.distill import distill
 from pokedex.train.train import train
 
-
-def compose_cfg(overrides: list[str]):
-    with initialize_config_dir(str(CHECKOUT / "conf"), version_base=None):
-        cfg = compose("config", overrides=overrides)
-    OmegaConf.resolve(cfg)
-    return cfg
+from common import add_field, argument_parser, compose_cfg, load
 
 
 def dataset_for(cfg, cache: Path) -> Path:
@@ -63,7 +59,7 @@ def dataset_for(cfg, cache: Path) -> Path:
 
 
 def field_figures(weights: Path, folders: list[Path], imgsz: int) -> dict:
-    model = load_model(weights)
+    model = load(weights)
     figures = {}
     for folder in folders:
         for crop in (False, True):
@@ -90,8 +86,8 @@ def seed_spreads(results: dict, columns: list[str]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--field", type=Path, nargs="+", required=True)
+    parser = argument_parser(__doc__)
+    add_field(parser)
     parser.add_argument("--base", nargs="*", default=[], help="overrides every recipe shares")
     parser.add_argument("--recipe", action="append", required=True, help="'name:override override ...'")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="train each recipe from each of these seeds")

@@ -46,7 +46,7 @@ def _predict(args: argparse.Namespace) -> None:
     paths, model, classes, detector = _trained(args)
     enrolled = None
     if not args.no_enrolled:
-        from pokedex.evaluate.openset import Enrolled
+        from pokedex.recognise.openset import Enrolled
 
         folder = args.enrolled or (paths.get("enrolled") if args.model is None else None)
         enrolled = Enrolled.load(folder) if folder is not None and (args.enrolled or folder.is_dir()) else None
@@ -68,7 +68,7 @@ def _suggest(args: argparse.Namespace) -> None:
     os.environ.setdefault("YOLO_VERBOSE", "False")
     from pokedex.label.suggest import suggest, write_package
     from pokedex.model.detector import box_finder
-    from pokedex.model.ultra import trained_size
+    from pokedex.recognise.scores import input_size
     from pokedex.predict import class_labels, open_model
 
     _, model_path, classes, detector = _trained(args)
@@ -79,9 +79,9 @@ def _suggest(args: argparse.Namespace) -> None:
     find_box = None
     if detector is not None:
         found_by = open_model(detector)
-        find_box = box_finder(found_by, trained_size(found_by, 128), args.conf)
+        find_box = box_finder(found_by, input_size(found_by), args.conf)
     suggestions, rejects = suggest(args.folder, model, class_labels(classes, model.names), find_box,
-                                   trained_size(model, 96))
+                                   input_size(model))
     table = write_package(args.out, suggestions, rejects, args.show)
     print(f"{len(suggestions)} picture(s) ranked, most useful to label first: {args.out / 'index.html'}")
     if rejects:
@@ -109,7 +109,7 @@ def _enroll(args: argparse.Namespace) -> None:
 
     from pokedex.core.config import project_paths, project_root
     from pokedex.data.preprocess import MAX_PIXELS
-    from pokedex.evaluate.enroll import add_pictures
+    from pokedex.recognise.enroll import add_pictures
 
     root = project_root()
     added = add_pictures(args.images, args.id, project_paths(root)["enroll_pictures"], MAX_PIXELS)

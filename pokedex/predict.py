@@ -2,14 +2,14 @@
 sees each picture resized square, as preprocess resizes the training pictures and evaluate the field sets.
 
 With the enroll stage's output (models/enrolled/) and a .pt classifier, enrolled species are ranked with the
-trained classes and an image far from every known species is answered "(no Pokémon)" (pokedex/evaluate/openset.py).
+trained classes and an image far from every known species is answered "(no Pokémon)" (pokedex/recognise/openset.py).
 
 With the one-class detector (models/detector/, pokedex/model/detector.py), one answer per picture: the box around
 what it finds is cut out (made square with a margin) and the answer comes from that crop or from the whole
-picture, whichever the classifier is surer of (pokedex/evaluate/views.py: a Pokémon that fills the picture is
+picture, whichever the classifier is surer of (pokedex/recognise/views.py: a Pokémon that fills the picture is
 often found as parts); where it finds nothing, from the whole picture. `each_box` answers every box on its
 own instead (several Pokémon in one picture), and "(no Pokémon)" where it finds none. `tta` reads each view
-three times (as it is, mirrored, its centre closer: pokedex/evaluate/views.py) and averages the scores.
+three times (as it is, mirrored, its centre closer: pokedex/recognise/views.py) and averages the scores.
 """
 
 from __future__ import annotations
@@ -25,13 +25,12 @@ from pokedex.core.errors import PokedexError
 from pokedex.data.boxes import box_from_corners, crop_to_box
 from pokedex.data.classes import class_label, national_dex
 from pokedex.data.preprocess import MAX_PIXELS, decode, square
-from pokedex.evaluate.field import class_scores
-from pokedex.evaluate.openset import NO_POKEMON, Enrolled
-from pokedex.evaluate.views import crop_is_surer
 from pokedex.model.detector import box_finder, detect
 from pokedex.model.load import load_model
-from pokedex.model.ranking import NO_DETECTION, NO_DETECTION_LABEL
-from pokedex.model.ultra import trained_size
+from pokedex.recognise.openset import NO_POKEMON, Enrolled
+from pokedex.recognise.ranking import NO_DETECTION, NO_DETECTION_LABEL
+from pokedex.recognise.scores import class_scores, input_size
+from pokedex.recognise.views import crop_is_surer
 
 
 def class_labels(classes_file: Path | None, model_names: dict[int, str]) -> dict[int, str]:
@@ -91,7 +90,7 @@ def predict(images: list[Path], model_path: Path, classes_file: Path | None, img
         if found_by.task != "detect":
             raise PokedexError(f"--detector {detector} is not a detection model; pass models/detector/weights/best.pt, "
                                "or classify whole pictures (--whole).")
-        size = trained_size(found_by, 128)
+        size = input_size(found_by)
         find = functools.partial(detect, found_by, imgsz=size, conf=conf) if each_box else box_finder(found_by, size, conf)
     if tta and model.task != "classify":
         raise PokedexError(f"--tta averages a classifier's scores; {model_path} is a detection model: leave --tta out.")
@@ -129,7 +128,7 @@ def _ranking(model, rgb: Image.Image, imgsz: int | None, size: int, labels: dict
 
 def _predictions(model, files: list[Path], classes_file: Path | None, imgsz: int | None, top: int, max_pixels: int,
                  enrolled: Enrolled | None, find=None, each_box: bool = False, tta: bool = False):
-    size = imgsz or trained_size(model, 640)
+    size = imgsz or input_size(model)
     labels = class_labels(classes_file, model.names)
     for image in files:
         rgb = decode(image, max(imgsz or 640, 640), 1, max_pixels)

@@ -9,7 +9,7 @@ up) it shows each experiment's most-confused species pairs and worst classes, wi
 
 With `--field DIR ...` (folders of `NNNN/*` pictures: your own, or a field set) the page opens with how the
 workspace's models read pictures like those, beside the test split: top-1/top-5 of the classifier on the whole
-picture and of plain `pokedex predict` (detector first, pokedex/evaluate/views.py), and the K210's network's top-1
+picture and of plain `pokedex predict` (detector first, pokedex/recognise/views.py), and the K210's network's top-1
 both ways; the command prints that table in Markdown too.
 """
 
@@ -254,33 +254,40 @@ class FieldFigures:
     predicted: dict | None  # the same through the detector, as `pokedex predict` answers; None without a detector
 
 
-def field_figures(folders: list[Path], weights: Path, detector: Path | None, enrolled_dir: Path | None,
-                  conf: float = 0.25) -> list[FieldFigures]:
-    """Each folder scored as `pokedex predict --whole` and plain `pokedex predict` would answer it (with the
-    enrolled species and the "no Pokémon" rule when enrolled_dir holds them, as predict does by default)."""
-    from pokedex.evaluate.field import score_folder
-    from pokedex.evaluate.openset import Enrolled
+def field_figures(folders: list[Path], readers: list[tuple[Path, Path | None]], detector: Path | None,
+                  conf: float = 0.25) -> list[list[FieldFigures]]:
+    """For each (classifier weights, its enrolled species' folder or None) of `readers`, each folder scored as
+    `pokedex predict --whole` and plain `pokedex predict` would answer it (with the enrolled species and the "no
+    Pokémon" rule when the folder holds them, as predict does by default). Classifiers of one input size read
+    one decoding of each folder and one run of the detector."""
+    from pokedex.evaluate.field import score_folder_by
     from pokedex.model.detector import box_finder
     from pokedex.model.load import load_model
-    from pokedex.model.ultra import trained_size
+    from pokedex.recognise.openset import Enrolled
+    from pokedex.recognise.scores import input_size
 
     for folder in folders:
         if not folder.is_dir():
             raise PokedexError(f"--field {folder} is not a folder; give folders of NNNN/* pictures.")
-    if not weights.is_file():
-        raise PokedexError(f"{weights} is missing: train a model (`dvc repro`) or `make pull` before --field.")
-    model = load_model(weights)
-    imgsz = trained_size(model, 96)
-    enrolled = Enrolled.load(enrolled_dir) if enrolled_dir is not None and enrolled_dir.is_dir() else None
+    for weights, _ in readers:
+        if not weights.is_file():
+            raise PokedexError(f"{weights} is missing: train a model (`dvc repro`) or `make pull` before --field.")
+    models = [load_model(weights) for weights, _ in readers]
+    enrolled = [Enrolled.load(folder) if folder is not None and folder.is_dir() else None for _, folder in readers]
     find = None
     if detector is not None and detector.is_file():
         found_by = load_model(detector)
-        find = box_finder(found_by, trained_size(found_by, 128), conf)
-    figures = []
-    for folder in folders:
-        whole = score_folder(model, folder, imgsz, enrolled=enrolled)[0]["metrics"]
-        predicted = score_folder(model, folder, imgsz, enrolled=enrolled, find_box=find)[0]["metrics"] if find else None
-        figures.append(FieldFigures(str(folder), whole, predicted))
+        find = box_finder(found_by, input_size(found_by), conf)
+    figures: list[list[FieldFigures]] = [[] for _ in readers]
+    sizes = [input_size(model) for model in models]
+    for size in dict.fromkeys(sizes):
+        same = [k for k, s in enumerate(sizes) if s == size]
+        pairs = [(models[k], enrolled[k]) for k in same]
+        for folder in folders:
+            wholes = score_folder_by(pairs, folder, size)
+            predicted = score_folder_by(pairs, folder, size, find_box=find) if find else [None] * len(same)
+            for k, whole, through in zip(same, wholes, predicted):
+                figures[k].append(FieldFigures(str(folder), whole[0]["metrics"], through[0]["metrics"] if through else None))
     return figures
 
 
@@ -387,10 +394,12 @@ def write_report(output: Path, repo: str = ".", names: list[str] | None = None,
     paths = project_paths(Path(repo).resolve())
     field = table = ""
     if field_folders:
-        figures = field_figures(field_folders, paths["weights"], paths["detector_weights"], paths["enrolled"])
+        readers = [(paths["weights"], paths["enrolled"])]
         small = paths.get("distilled_weights")  # the K210's network, with its own enrolled species and rule
-        k210 = field_figures(field_folders, small, paths["detector_weights"], paths.get("enrolled_k210")) \
-            if small is not None and small.is_file() else None
+        if small is not None and small.is_file():
+            readers.append((small, paths.get("enrolled_k210")))
+        figures, *beside = field_figures(field_folders, readers, paths["detector_weights"])
+        k210 = beside[0] if beside else None
         test = json.loads(paths["eval_reports"].joinpath("metrics.json").read_text()) \
             if paths["eval_reports"].joinpath("metrics.json").is_file() else {}
         field, table = field_section(figures, test, k210), field_markdown(figures, test, k210)

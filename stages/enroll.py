@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from pokedex.core import tracking
 from pokedex.core.stage import stage
 from pokedex.core.timings import Timings
-from pokedex.evaluate.enroll import enroll
+from pokedex.recognise.enroll import enroll
 
 
 @stage("enrolled", "enroll_report", "enrolled_k210", "enroll_k210_report")

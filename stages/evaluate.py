@@ -8,9 +8,9 @@ from pokedex.core import tracking
 from pokedex.core.stage import stage
 from pokedex.core.timings import Timings
 from pokedex.evaluate.evaluate import evaluate
-from pokedex.evaluate.openset import Enrolled
 from pokedex.model.detector import box_finder
 from pokedex.model.load import load_model
+from pokedex.recognise.openset import Enrolled
 
 
 @stage("eval_reports")

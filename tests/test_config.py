@@ -103,6 +103,23 @@ def test_group_switches_compose():
     assert baseline.train.cos_lr is True and baseline.train.mosaic == 0.0 and baseline.train.fliplr == 0.5
 
 
+def test_named_experiments_compose_as_dvc_exp_run_composes_them(tmp_path):
+    """conf/experiment/NAME.yaml is `dvc exp run -S +experiment=NAME`: DVC's own Hydra helper composes it into
+    params.yaml, and it changes what it says it changes."""
+    composed = {}
+    for name in sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")):
+        compose_params(tmp_path / f"{name}.yaml", [f"+experiment={name}", "seed=1"])
+        composed[name] = yaml.safe_load((tmp_path / f"{name}.yaml").read_text())
+        assert composed[name]["seed"] == 1
+    default = make_cfg()
+    assert default.model.arch != "k210n-cls.yaml" and default.distill.soft > 0
+    scratch = composed["scratch"]
+    assert scratch["model"]["arch"] == "k210n-cls.yaml" and scratch["model"]["weights"] is None
+    assert scratch["train"]["epochs"] == 23 and scratch["train"]["lr0"] == 0.003
+    assert composed["untaught"]["distill"]["soft"] == 0.0
+    assert composed["untaught"]["model"] == OmegaConf.to_container(default.model, resolve=True)
+
+
 def test_default_data_is_real_pokemon_and_the_synthetic_configs_stay():
     default = make_cfg().data
     assert list(default.source) == ["pokeapi", "pokesprite"] and default.num_classes >= 905

@@ -16,12 +16,12 @@ from pokedex.core.errors import PokedexError
 from pokedex.data.boxes import at_threshold, crop_to_box, iou, matched
 from pokedex.data.detection import write_detection_dataset
 from pokedex.data.scenes import compose, compose_with_box, foreground_mask
-from pokedex.evaluate.field import class_scores
-from pokedex.evaluate.openset import NO_POKEMON
 from pokedex.model.build import build_model
 from pokedex.model.detector import box_finder, detect, evaluate_detector
 from pokedex.model.load import load_model
 from pokedex.predict import predict
+from pokedex.recognise.openset import NO_POKEMON
+from pokedex.recognise.scores import class_scores
 from pokedex.train.detector import detector_view
 from pokedex.train.train import train
 
@@ -244,8 +244,8 @@ def test_a_picture_without_a_pokemon_is_named_only_when_the_rule_accepts_what_pr
     "no Pokémon" rule accepts it (at threshold 0 it accepts every answer, above 1 none), boxed or not."""
     from pokedex.data.scenes import SCENE_TEST, no_pokemon
     from pokedex.evaluate.evaluate import named_after_detection
-    from pokedex.evaluate.features import logits_and_features
-    from pokedex.evaluate.openset import CLASSIFIER_EMBEDDING, Calibration, Enrolled
+    from pokedex.recognise.features import logits_and_features
+    from pokedex.recognise.openset import CLASSIFIER_EMBEDDING, Calibration, Enrolled
 
     build_model(make_cfg("data=tiny").model).save(str(tmp_path / "cls.pt"))
     model = load_model(tmp_path / "cls.pt")

@@ -1,4 +1,4 @@
-"""Enrolment and the "no Pokémon" rule (pokedex/evaluate/enroll.py, pokedex/evaluate/openset.py): the calibration maths on data
+"""Enrolment and the "no Pokémon" rule (pokedex/recognise/enroll.py, pokedex/recognise/openset.py): the calibration maths on data
 whose answer is known, then a tiny trained model that learns a species from a few pictures without retraining."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from PIL import Image
 
 from pokedex.core.errors import PokedexError
 from pokedex.data.synthetic import make_species, render_jpeg
-from pokedex.evaluate.enroll import enroll, fit_scale_bias, open_set_threshold
-from pokedex.evaluate.openset import NO_POKEMON, Enrolled, auroc, normalise, softmax
+from pokedex.recognise.enroll import enroll, fit_scale_bias, open_set_threshold
+from pokedex.recognise.openset import NO_POKEMON, Enrolled, auroc, normalise, softmax
 
 from .conftest import build_dataset, make_cfg, needs_nncase
 
@@ -38,7 +38,7 @@ def test_fit_finds_the_scale_and_bias_that_generated_the_labels():
 @pytest.mark.parametrize("classes", [2, 3])
 def test_calibration_works_with_the_fewest_classes_a_classifier_has(classes):
     """Below 4 classes no species is left out as unknown: the negatives are the pictures without a Pokémon."""
-    from pokedex.evaluate.enroll import calibrate
+    from pokedex.recognise.enroll import calibrate
 
     rng = np.random.default_rng(1)
     labels = np.repeat(np.arange(classes), 6)
@@ -50,7 +50,7 @@ def test_calibration_works_with_the_fewest_classes_a_classifier_has(classes):
 
 
 def test_the_threshold_is_set_on_pictures_without_a_pokemon_unless_unknown_species_are_refused_too():
-    from pokedex.evaluate.enroll import calibrate
+    from pokedex.recognise.enroll import calibrate
 
     rng = np.random.default_rng(2)
     labels = np.repeat(np.arange(8), 10)
@@ -75,7 +75,7 @@ def test_auroc_and_the_threshold_for_a_false_accept_rate():
 
 
 def test_pokedex_enroll_copies_readable_pictures_and_names_what_it_refuses(tmp_path):
-    from pokedex.evaluate.enroll import add_pictures
+    from pokedex.recognise.enroll import add_pictures
 
     picture = tmp_path / "pic.png"
     Image.new("RGB", (40, 40), (200, 10, 10)).save(picture)
@@ -177,8 +177,8 @@ def test_species_enrolled_in_clip_embeddings_are_ranked_with_clip_and_other_weig
     import torch
     from omegaconf import OmegaConf
 
-    import pokedex.evaluate.clip
-    from pokedex.evaluate.enroll import embedding_of
+    import pokedex.recognise.clip
+    from pokedex.recognise.enroll import embedding_of
     from pokedex.predict import predict
 
     from .tiny_clip import make_tiny_clip
@@ -196,7 +196,7 @@ def test_species_enrolled_in_clip_embeddings_are_ranked_with_clip_and_other_weig
 
     torch.manual_seed(5)  # the checkpoint replaced in place: the prototypes no longer match it
     torch.save(open_clip.create_model("tiny-clip").state_dict(), checkpoint)
-    pokedex.evaluate.clip._clip_for_enrolment.cache_clear()
+    pokedex.recognise.clip._clip_for_enrolment.cache_clear()
     with pytest.raises(PokedexError, match=r"embedded with other CLIP weights .*\(dvc repro -f enroll\)"):
         list(predict(enrolled_model["queries"][:1], weights, dataset / "classes.txt", top=3, enrolled=enrolled))
     with pytest.raises(PokedexError, match=r"enroll.embedding=clip needs a CLIP model: set clip.model"):
@@ -209,12 +209,12 @@ def test_species_enrolled_in_clip_embeddings_are_ranked_with_clip_and_other_weig
 @needs_nncase
 def test_the_kmodel_bundle_carries_the_prototypes_and_main_py_ranks_as_the_pipeline(enrolled_model):
     """compile-kmodel on the enrolled tiny model: one output row [logits | embedding]; main.py's scoring function,
-    fed the simulator's row and the bundle's files as it reads them, gives the ranking pokedex/evaluate/openset.py gives."""
+    fed the simulator's row and the bundle's files as it reads them, gives the ranking pokedex/recognise/openset.py gives."""
     from pokedex.data.dataset import load_uint8
     from pokedex.deploy.export import export_onnx
     from pokedex.deploy.k210 import simulate
     from pokedex.deploy.kmodel import compile_and_measure
-    from pokedex.evaluate.features import logits_and_features
+    from pokedex.recognise.features import logits_and_features
     from pokedex.model.load import load_model
 
     base, cfg = enrolled_model["base"], enrolled_model["cfg"]

@@ -12,10 +12,11 @@ from PIL import Image
 
 from pokedex.data.boxes import crop_to_box
 from pokedex.data.fieldset import field_set
-from pokedex.evaluate.field import class_scores, field_evaluation, load_pictures, score
-from pokedex.evaluate.openset import Calibration, Enrolled
-from pokedex.evaluate.views import crop_is_surer, surer_scores, tta_views
+from pokedex.evaluate.field import field_evaluation, load_pictures, score
 from pokedex.model.build import build_model
+from pokedex.recognise.openset import Calibration, Enrolled
+from pokedex.recognise.scores import class_scores
+from pokedex.recognise.views import crop_is_surer, surer_scores, tta_views
 
 from .conftest import make_cfg
 

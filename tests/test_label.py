@@ -13,11 +13,11 @@ from PIL import Image
 
 from pokedex.cli import main
 from pokedex.core.errors import PokedexError
-from pokedex.evaluate.features import logits_and_features
 from pokedex.label.filing import file_labels
 from pokedex.label.suggest import ranked, suggest
 from pokedex.model.build import build_model
 from pokedex.predict import class_labels
+from pokedex.recognise.features import logits_and_features
 
 from .conftest import make_cfg
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Bottom to top. A module may import its own folder and the folders below; folders on one line are siblings,
 # which never import each other. pokedex/__init__.py (paths, telemetry off) sits under everything; the
 # top-level modules (the `pokedex` command) over everything.
-LAYERS = [["core"], ["data"], ["model"], ["train", "evaluate", "deploy"], ["label"]]  # label: suggest and file your pictures
+LAYERS = [["core"], ["data"], ["model"], ["recognise"], ["train", "evaluate", "deploy"], ["label"]]  # label: suggest and file your pictures
 MACHINERY = ["stages/__init__.py", "pokedex/__init__.py", "pokedex/core"]
 
 
@@ -109,7 +109,7 @@ def folder_dep(module: str) -> str:
 
 def test_the_import_graph_has_no_circle():
     graph = import_graph()
-    assert len(graph) > 40 and graph["pokedex.evaluate.evaluate"] >= {"pokedex.evaluate.openset", "pokedex.core.io"}
+    assert len(graph) > 40 and graph["pokedex.evaluate.evaluate"] >= {"pokedex.recognise.openset", "pokedex.core.io"}
     assert not (found := cycle(graph)), "import circle: " + " -> ".join(found)
 
 
@@ -135,12 +135,31 @@ def test_what_reads_a_model_never_loads_the_training_code():
     """Models are built, loaded and run on their own floor (pokedex/model/): evaluate, deploy, the labelling tools
     and the `pokedex` command reach nothing of pokedex/train/, so a change to training reruns none of their stages."""
     graph = import_graph()
-    readers = [m for m in graph if m.split(".")[:2] in (["pokedex", "evaluate"], ["pokedex", "deploy"],
-                                                         ["pokedex", "label"])] + ["pokedex.predict", "pokedex.report"]
-    assert len(readers) > 15
+    readers = [m for m in graph if m.split(".")[:2] in (["pokedex", "recognise"], ["pokedex", "evaluate"],
+                                                         ["pokedex", "deploy"], ["pokedex", "label"])]
+    readers += ["pokedex.predict", "pokedex.report"]
+    assert len(readers) > 20
     for module in readers:
         reached = sorted(m for m in reachable(graph, module) if m.startswith("pokedex.train"))
         assert not reached, f"{module} reaches {reached}"
+
+
+def test_a_picture_is_answered_in_one_home():
+    """Scores, views, features, enrolled species and the input size live in pokedex/recognise/: what answers your
+    pictures (predict, suggest, label) reaches nothing of the measuring floor (pokedex/evaluate/)."""
+    import pokedex.recognise.enroll
+    import pokedex.recognise.openset
+    import pokedex.recognise.scores
+    import pokedex.recognise.views
+
+    graph = import_graph()
+    for module in ["pokedex.predict"] + [m for m in graph if m.startswith("pokedex.label")]:
+        reached = sorted(m for m in reachable(graph, module) if m.startswith("pokedex.evaluate"))
+        assert not reached, f"{module} reaches {reached}"
+    homes = {f.__module__ for f in (pokedex.recognise.scores.class_scores, pokedex.recognise.scores.input_size,
+                                    pokedex.recognise.views.crop_is_surer, pokedex.recognise.openset.Enrolled,
+                                    pokedex.recognise.enroll.enroll)}
+    assert {m.split(".")[1] for m in homes} == {"recognise"}
 
 
 def test_each_stage_depends_on_exactly_the_code_folders_it_can_reach():

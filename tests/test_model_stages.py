@@ -16,7 +16,9 @@ from pokedex.deploy.export import export_with_parity
 from pokedex.evaluate.accuracy import accuracy_metrics
 from pokedex.evaluate.evaluate import confusion_matrix, evaluate
 from pokedex.model.build import build_model
+from pokedex.model.load import load_model
 from pokedex.predict import predict
+from pokedex.recognise.scores import CLASSIFIER_SIZE, DETECTOR_SIZE, input_size
 from pokedex.train.train import train, train_args
 
 from .conftest import make_cfg
@@ -102,6 +104,10 @@ def test_train_evaluate_export_predict(model, tmp_path, tiny_dataset):
     assert report["max_abs_diff"] <= 1e-4 and report["top1_agreement"] == 1.0
     assert not (best.parent / "best.onnx").exists(), "export must not write into the train stage's output"
     assert sorted(p.relative_to(yolo) for p in yolo.rglob("*")) == before, "nothing may write into the dataset"
+
+    # the size a model reads comes with it: the checkpoint's training size, the exported graph's fixed side
+    assert cfg.data.image_size not in (CLASSIFIER_SIZE, DETECTOR_SIZE)
+    assert input_size(load_model(best)) == input_size(load_model(onnx, task=cfg.model.task)) == cfg.data.image_size
 
     names = (yolo / "classes.txt").read_text().splitlines()
     image = sorted((yolo / "images" / "test").iterdir())[0]

@@ -88,11 +88,12 @@ def test_pictures_like_yours_are_scored_whole_and_through_predict_beside_the_tes
     build_model(make_cfg("data=tiny").model).save(str(tmp_path / "cls.pt"))
     nowhere = built("k210n-det.yaml", "detect", tmp_path / "nowhere.pt", score_bias=-20.0)
     folder = fixture_folder(tmp_path / "mine")
-    (figures,) = field_figures([folder], tmp_path / "cls.pt", nowhere, None)
+    ((figures,), (again,)) = field_figures([folder], [(tmp_path / "cls.pt", None)] * 2, nowhere)
+    assert again == figures  # two classifiers of one size: one reading of the folder, each scored
     assert figures.folder == str(folder) and figures.whole["images"] == 2 and figures.whole["species"] == 2
     assert figures.predicted["found"] == 0.0
     assert {k: figures.predicted[k] for k in ("top1", "top5")} == {k: figures.whole[k] for k in ("top1", "top5")}
-    assert field_figures([folder], tmp_path / "cls.pt", None, None)[0].predicted is None
+    assert field_figures([folder], [(tmp_path / "cls.pt", None)], None)[0][0].predicted is None
 
     test = {"top1": 0.75, "top5": 0.9, "test_images": 1541, "classes": 905, "k210_top1": 0.5}
     section = field_section([figures], test)
@@ -106,4 +107,4 @@ def test_pictures_like_yours_are_scored_whole_and_through_predict_beside_the_tes
     page = render([Experiment("workspace", None, {"top1": 0.75})], [], field=section)
     assert page.index("Pictures like yours") < page.index("<h2>Metrics</h2>")
     with pytest.raises(PokedexError, match=r"--field .*nowhere is not a folder"):
-        field_figures([tmp_path / "nowhere"], tmp_path / "cls.pt", None, None)
+        field_figures([tmp_path / "nowhere"], [(tmp_path / "cls.pt", None)], None)

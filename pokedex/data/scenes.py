@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from scipy import ndimage
 
 # background families: first element of every background generator's seed. NO_POKEMON_VAL: the negatives that
-# set the open-set threshold (pokedex/evaluate/enroll.py); evaluate's negatives come from SCENE_TEST
+# set the open-set threshold (pokedex/recognise/enroll.py); evaluate's negatives come from SCENE_TEST
 TRAIN, SCENE_TEST, NO_POKEMON_VAL = 0, 1, 2
 NEAR_WHITE = 230  # min(R, G, B) at or above this counts as white (JPEG leaves 240-255 on a white field)
 

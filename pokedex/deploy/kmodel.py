@@ -3,7 +3,7 @@
 uint8 post-training quantisation calibrated on train images; the kmodel takes the camera's uint8 RGB and
 does the model's normalisation itself. A classifier's kmodel has one output row, [logits | embedding]: the
 trained classes' logits followed by the pooled features the enrolled species are matched against (main.py
-normalises them and applies the softmax on the K210's CPU; pokedex/evaluate/openset.py). The report always gets written (sizes, nncase's memory summary,
+normalises them and applies the softmax on the K210's CPU; pokedex/recognise/openset.py). The report always gets written (sizes, nncase's memory summary,
 whether it fits, simulator top-1 next to float ONNX top-1 on the same test images); with
 `kmodel.strict=true` a model over budget then fails the stage.
 
@@ -46,7 +46,7 @@ PARAM_RULES = {
 
 MB = 1024 * 1024
 MAIXPY_MAIN = Path(__file__).resolve().parent / "maixpy_main.py"
-ENROLLED_FILES = ("enrolled.json", "prototypes.bin")  # pokedex/evaluate/openset.py's format, read by main.py as it is
+ENROLLED_FILES = ("enrolled.json", "prototypes.bin")  # pokedex/recognise/openset.py's format, read by main.py as it is
 
 
 def spread(items: list, n: int) -> list:

@@ -1,7 +1,7 @@
 # MaixPy (>= v0.6.2, which runs nncase 1.x "v5" kmodels) program for the Sipeed Maix Bit:
 # copy this folder (main.py, model.kmodel, detector.kmodel, classes.txt, manifest.json, and for a classifier
 # enrolled.json and prototypes.bin) to the root of the SD card. With a detector, each frame is searched for
-# Pokémon first and answered as `pokedex predict` answers (pokedex/evaluate/views.py): the classifier reads the
+# Pokémon first and answered as `pokedex predict` answers (pokedex/recognise/views.py): the classifier reads the
 # whole square and the square around all the boxes found, and the view it is surer of names the Pokémon (the
 # detector boxes parts of a Pokémon that fills the frame; a small one reads better cut out); with no box, the
 # whole square answers. The name is "no Pokemon" when nothing is close to a known species. Without
@@ -9,7 +9,7 @@
 # are (tests/test_kmodel.py runs `decode` against Ultralytics', `union` and `square` on boxes).
 #
 # A classifier's kmodel gives one row: the trained classes' logits, then the embedding. Enrolled species (added
-# from a few pictures by the enroll stage, pokedex/evaluate/openset.py) score a * cos(embedding, prototype) + b on the
+# from a few pictures by the enroll stage, pokedex/recognise/openset.py) score a * cos(embedding, prototype) + b on the
 # same scale, one softmax ranks them all, and a best score under the threshold means "no Pokémon".
 # The detector's kmodel gives its raw grid (pokedex/deploy/grid.py): 5 planes of H/stride x W/stride cells, four
 # distances from each cell's centre to the box's sides (in strides), then the score logit.

@@ -1,2 +1,2 @@
-"""Stages enroll, evaluate and clip: the open-set rule and enrolled species (openset, enroll), test-split, scene
-and field figures (evaluate, field, accuracy), CLIP beside the classifier (clip)."""
+"""Stages evaluate and clip: test-split, scene and field figures (evaluate, field, accuracy), CLIP beside the
+classifier (clip). What answers a picture lives in pokedex/recognise/; this floor measures it."""

@@ -42,11 +42,11 @@ from pokedex.data.scenes import SCENE_TEST, no_pokemon, scene_image
 from pokedex.data.yolo_format import test_split_summary
 from pokedex.evaluate.accuracy import accuracy_metrics
 from pokedex.evaluate.field import field_evaluation, not_measured
-from pokedex.evaluate.openset import Enrolled, auroc, logits_and_embedding
-from pokedex.evaluate.views import crop_is_surer, surer_scores
 from pokedex.model.load import load_model
-from pokedex.model.ranking import NO_DETECTION, NO_DETECTION_LABEL, ranked_classes
 from pokedex.model.ultra import ultralytics_data
+from pokedex.recognise.openset import Enrolled, auroc, logits_and_embedding
+from pokedex.recognise.ranking import NO_DETECTION, NO_DETECTION_LABEL, ranked_classes
+from pokedex.recognise.views import crop_is_surer, surer_scores
 
 log = logging.getLogger(__name__)
 
@@ -147,15 +147,16 @@ def frames_sheet(shown: list[Shown], answers: list[list[int]], truth: np.ndarray
     sheet.save(path)
 
 
-def scene_test(model, images: list[Path], imgsz: int, eval_cfg,
+def scene_test(models: list, images: list[Path], imgsz: int, eval_cfg,
                find_box: Callable[[Image.Image], Box | None] | None = None,
-               shown: list[Shown] | None = None) -> tuple[dict[str, list[list[int]]], list[bool]]:
-    """Ranked predictions on the scene test (image i in scene i of the held-out background family, a frame of
-    FRAME_SCALE x the model's input), for each way the classifier can read the frame: `whole` (shrunk to its
-    input), `box` (cut to the Pokémon's true box: an ideal detector) and, with `find_box`, `detected` (what
-    `pokedex predict` answers: the whole frame or the detector's crop, whichever the classifier is surer of;
-    the whole frame where it finds nothing); and per frame whether the detector found a Pokémon. `shown`: filled
-    with SHOWN_FRAMES frames spread over the test split."""
+               shown: list[Shown] | None = None) -> tuple[list[dict[str, list[list[int]]]], list[bool]]:
+    """Ranked predictions of each of `models` on the scene test (image i in scene i of the held-out background
+    family, a frame of FRAME_SCALE x the models' input), for each way a classifier can read the frame: `whole`
+    (shrunk to its input), `box` (cut to the Pokémon's true box: an ideal detector) and, with `find_box`,
+    `detected` (what `pokedex predict` answers: the whole frame or the detector's crop, whichever the classifier
+    is surer of; the whole frame where it finds nothing); and per frame whether the detector found a Pokémon.
+    The frames are drawn and the detector run once for all the models. `shown`: filled with SHOWN_FRAMES frames
+    spread over the test split."""
     scene = eval_cfg.scene
     keep = set(np.linspace(0, len(images) - 1, min(SHOWN_FRAMES, len(images))).round().astype(int).tolist())
     scale = (float(scene.scale[0]), float(scene.scale[1]))
@@ -178,17 +179,23 @@ def scene_test(model, images: list[Path], imgsz: int, eval_cfg,
                 if picture is not None:
                     picture.save(out, quality=95)
                 ways[way].append(out if picture is not None else None)
-        answers = {}
-        for way, paths in ways.items():
-            answered = iter(predict_confident(model, [p for p in paths if p is not None], imgsz, eval_cfg))
-            answers[way] = [next(answered) if p is not None else ([NO_DETECTION], 0.0) for p in paths]
-        ranked = {way: [r for r, _ in found] for way, found in answers.items()}
         found = [p is not None for p in ways.get("detected", [])]
-        if find_box:
-            whole, crop = answers["whole"], answers["detected"]
-            surer = crop_is_surer([c for _, c in whole], [c for _, c in crop], found)
-            ranked["detected"] = [c[0] if s else w[0] for w, c, s in zip(whole, crop, surer)]
-        return ranked, found
+        return [_ranked_ways(model, ways, found, imgsz, eval_cfg) for model in models], found
+
+
+def _ranked_ways(model, ways: dict[str, list[Path | None]], found: list[bool], imgsz: int,
+                 eval_cfg) -> dict[str, list[list[int]]]:
+    """One model's ranked answers to scene_test's pictures, way by way (`detected`: the surer view)."""
+    answers = {}
+    for way, paths in ways.items():
+        answered = iter(predict_confident(model, [p for p in paths if p is not None], imgsz, eval_cfg))
+        answers[way] = [next(answered) if p is not None else ([NO_DETECTION], 0.0) for p in paths]
+    ranked = {way: [r for r, _ in answered] for way, answered in answers.items()}
+    if "detected" in answers:
+        whole, crop = answers["whole"], answers["detected"]
+        surer = crop_is_surer([c for _, c in whole], [c for _, c in crop], found)
+        ranked["detected"] = [c[0] if s else w[0] for w, c, s in zip(whole, crop, surer)]
+    return ranked
 
 
 def named_after_detection(model, frames: np.ndarray, imgsz: int, enrolled: Enrolled,
@@ -237,16 +244,10 @@ def open_set(model, images: list[Path], truth: np.ndarray, imgsz: int, enrolled:
     return figures
 
 
-def side_by_side(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg,
-                 find_box: Callable[[Image.Image], Box | None] | None = None, prefix: str = "k210_") -> dict:
-    """Another classifier's test-split and scene figures (e.g. the K210's network beside the one it learnt from),
-    keys prefixed so both sit in one metrics.json."""
-    if not weights.is_file():
-        raise PokedexError(f"{weights} is missing; build it first (`dvc repro` makes every model).")
-    model = load_model(weights)
-    images, truth = test_images(dataset_dir)
-    classes = len(class_names(dataset_dir))
-    scenes, _ = scene_test(model, images, imgsz, eval_cfg, find_box, [])
+def side_by_side(model, images: list[Path], truth: np.ndarray, classes: int, scenes: dict[str, list[list[int]]],
+                 imgsz: int, eval_cfg, prefix: str = "k210_") -> dict:
+    """Another classifier's test-split and scene figures (e.g. the K210's network beside the one it learnt from;
+    `scenes`: its scene_test answers), keys prefixed so both sit in one metrics.json."""
     figures = {"top1": accuracy_metrics(truth, predict_ranked(model, images, imgsz, eval_cfg), classes)["top1"],
                **{f"scene_top1{'' if way == 'whole' else '_' + way}": accuracy_metrics(truth, answers, classes)["top1"]
                   for way, answers in scenes.items()}}
@@ -262,14 +263,18 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
     The CPU latency goes to `timings`, not metrics.json: it measures this machine, not the model."""
     if not weights.is_file():
         raise PokedexError(f"{weights} is missing; run the train stage first (dvc repro train).")
+    if k210_weights is not None and not k210_weights.is_file():
+        raise PokedexError(f"{k210_weights} is missing; build it first (`dvc repro` makes every model).")
     model = load_model(weights)
+    beside = [load_model(k210_weights)] if k210_weights is not None else []
     names = class_names(dataset_dir)
     images, truth = test_images(dataset_dir)
     device = eval_cfg.device
     ranked = predict_ranked(model, images, imgsz, eval_cfg)
     acc = accuracy_metrics(truth, ranked, len(names))
     shown: list[Shown] = []
-    scenes, found = scene_test(model, images, imgsz, eval_cfg, find_box if model.task == "classify" else None, shown)
+    (scenes, *beside_scenes), found = scene_test([model, *beside], images, imgsz, eval_cfg,
+                                                 find_box if model.task == "classify" else None, shown)
     scene_acc = accuracy_metrics(truth, scenes["whole"], len(names))
     predicted = np.array([r[0] for r in ranked])
     metrics = {
@@ -304,8 +309,8 @@ def evaluate(weights: Path, dataset_dir: Path, imgsz: int, eval_cfg, out_dir: Pa
         metrics.update(field_evaluation(model, field_dir, imgsz, len(names), enrolled, labels, out_dir, find_box))
     else:
         metrics.update(not_measured(out_dir, "a detector" if model.task != "classify" else "no field folder given"))
-    if k210_weights is not None:
-        metrics.update(side_by_side(k210_weights, dataset_dir, imgsz, eval_cfg, find_box))
+    for other, other_scenes in zip(beside, beside_scenes):
+        metrics.update(side_by_side(other, images, truth, len(names), other_scenes, imgsz, eval_cfg))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_csv(out_dir / "predictions.csv", ["image", "actual", "predicted"],
               [(p.name, labels[int(t)], labels[int(c)]) for p, t, c in zip(images, truth, predicted)])

@@ -23,8 +23,9 @@ from pokedex.data.boxes import Box, crop_to_box
 from pokedex.data.fieldset import FieldSet, field_set
 from pokedex.data.preprocess import MAX_PIXELS, decode, square
 from pokedex.evaluate.accuracy import accuracy_metrics, ranked_by_score
-from pokedex.evaluate.openset import Enrolled, logits_and_embedding
-from pokedex.evaluate.views import surer_scores, tta_views
+from pokedex.recognise.openset import Enrolled
+from pokedex.recognise.scores import class_scores
+from pokedex.recognise.views import surer_scores
 
 
 def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: int = MAX_PIXELS,
@@ -62,25 +63,6 @@ def load_pictures(found: FieldSet, size: int, crop: bool = False, max_pixels: in
         return np.stack(arrays).transpose(0, 3, 1, 2).copy() if arrays else np.zeros((0, 3, size, size), np.uint8)
 
     return nchw(wholes), kept, nchw(crops) if find_box is not None else None
-
-
-def class_scores(model, images: np.ndarray, enrolled: Enrolled | None = None, batch: int = 64,
-                 tta: bool = False) -> np.ndarray:
-    """(pictures, classes) scores, best = most likely: softmax over the trained classes (then the enrolled
-    species, with `enrolled`). Any Ultralytics classifier, .pt or .onnx; `enrolled` needs the .pt. `tta`: the
-    scores averaged over each picture, its mirror image and its centre seen closer (views.tta_views)."""
-    if tta:
-        return np.mean([class_scores(model, view, enrolled, batch) for view in tta_views(images)], axis=0)
-    if len(images) == 0:
-        return np.zeros((0, len(model.names) + (len(enrolled.ids) if enrolled is not None else 0)), np.float32)
-    if enrolled is not None:
-        return enrolled.rank(*logits_and_embedding(model, images, enrolled.embedding))
-    scores = []
-    for start in range(0, len(images), batch):
-        bgr = [np.ascontiguousarray(x.transpose(1, 2, 0)[..., ::-1]) for x in images[start:start + batch]]
-        for result in model.predict(bgr, imgsz=images.shape[-1], verbose=False):
-            scores.append(result.probs.data.cpu().numpy())
-    return np.stack(scores) if scores else np.zeros((0, len(model.names)), np.float32)
 
 
 def score(scores: np.ndarray, dex_ids: list[int], n_trained: int, enrolled: Enrolled | None = None,
@@ -123,13 +105,28 @@ def score_folder(model, folder: Path, imgsz: int, crop: bool = False, enrolled: 
         found.paths, found.dex_ids, found.boxes = ([xs[i] for i in known] for xs in (found.paths, found.dex_ids, found.boxes))
     if crop and not any(found.boxes):
         return None
+    return _scored(found, [(model, enrolled)], imgsz, crop, find_box, tta)[0]
+
+
+def score_folder_by(readers: list[tuple[object, Enrolled | None]], folder: Path, imgsz: int,
+                    find_box: Callable[[Image.Image], Box | None] | None = None, tta: bool = False) -> list[tuple]:
+    """score_folder's result for each (classifier, its enrolled species or None) of `readers`, all reading
+    `imgsz` pictures: the folder is decoded, and the detector run, once for all of them."""
+    return _scored(field_set(folder), readers, imgsz, False, find_box, tta)
+
+
+def _scored(found: FieldSet, readers: list[tuple[object, Enrolled | None]], imgsz: int, crop: bool,
+            find_box: Callable[[Image.Image], Box | None] | None, tta: bool) -> list[tuple]:
     images, kept, detected = load_pictures(found, imgsz, crop=crop, find_box=find_box)
     dex_ids = [found.dex_ids[i] for i in kept]
-    scores, boxed = class_scores(model, images, enrolled, tta=tta), None
-    if detected is not None:
-        boxed = np.array([i not in found.missed for i in kept], bool)
-        scores = surer_scores(scores, class_scores(model, detected, enrolled, tta=tta), boxed)
-    return score(scores, dex_ids, len(model.names), enrolled, boxed), images, dex_ids, found.rejects
+    boxed = np.array([i not in found.missed for i in kept], bool) if detected is not None else None
+    results = []
+    for model, enrolled in readers:
+        scores = class_scores(model, images, enrolled, tta=tta)
+        if detected is not None:
+            scores = surer_scores(scores, class_scores(model, detected, enrolled, tta=tta), boxed)
+        results.append((score(scores, dex_ids, len(model.names), enrolled, boxed), images, dex_ids, found.rejects))
+    return results
 
 
 def write_reports(out_dir: Path, per_class: list[tuple], rejects: list[tuple[str, str]]) -> None:

@@ -20,7 +20,7 @@ from pokedex.core.errors import PokedexError
 from pokedex.core.io import file_digest, write_csv
 from pokedex.data.classes import ALL_POKEMON, national_dex
 from pokedex.data.sources.user import NONE_DIR
-from pokedex.evaluate.openset import NO_POKEMON
+from pokedex.recognise.openset import NO_POKEMON
 
 ACCEPT, NONE = "accept", "none"
 LEADING_ID = re.compile(r"^(\d+)\b")

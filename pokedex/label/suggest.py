@@ -28,9 +28,9 @@ from pokedex.core.errors import PokedexError
 from pokedex.core.io import write_csv
 from pokedex.data.boxes import Box, crop_to_box
 from pokedex.data.preprocess import MAX_PIXELS, decode, square
-from pokedex.evaluate.features import logits_and_features
-from pokedex.evaluate.openset import normalise, softmax
-from pokedex.evaluate.views import crop_is_surer
+from pokedex.recognise.features import logits_and_features
+from pokedex.recognise.openset import normalise, softmax
+from pokedex.recognise.views import crop_is_surer
 
 GUESSES = 3  # the model's guesses shown per picture
 SPREAD = 0.5  # how much a picture's likeness to one ranked before it (cosine) costs it

@@ -1,2 +1,2 @@
-"""A model: built from an architecture (build, layers, arch/), loaded from a checkpoint (load), run on pictures
-(ranking, detector), with Ultralytics kept offline (ultra). Train, evaluate, deploy and predict all stand on it."""
+"""A model: built from an architecture (build, layers, arch/, pretrained), loaded from a checkpoint (load), the
+one-class detector run on pictures (detector), with Ultralytics kept offline (ultra). Everything above stands on it."""

@@ -56,11 +56,6 @@ def ultralytics_offline():
     return ultralytics
 
 
-def trained_size(model, default: int) -> int:
-    """The input size a model was trained at (from its checkpoint's train args), else `default`."""
-    return int((getattr(model, "ckpt", None) or {}).get("train_args", {}).get("imgsz", default))
-
-
 def training_repeats(dataset_dir: Path, repeat: Mapping[str, int] | None) -> dict[str, int]:
     """Training image name -> how many times it is seen per epoch, for the images whose source (splits.csv)
     holds a key of `repeat` (`augment.repeat`, e.g. {other-dream-world: 4}); the others once. None or {}

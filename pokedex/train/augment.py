@@ -7,7 +7,7 @@ jitter from train:) run on each training image:
    at a random scale and place and photographed by a random cheap camera; of those, a share `augment.view`
    also seen at a tilt, with vignetting and glare (scenes.viewpoint); of those, a share `augment.crop` is seen
    as the detector hands it to the classifier: the Pokémon smaller in a frame twice the picture's side, the frame
-   photographed, then cut to the Pokémon's box made square with a margin (pokedex.evaluate.field.crop_to_box), the box
+   photographed, then cut to the Pokémon's box made square with a margin (pokedex.data.boxes.crop_to_box), the box
    first moved and resized as the detector errs (`augment.crop_jitter`: the spread of its centre, as a share of
    the box's side, and of the log of its width and height);
 3. with probability `augment.light`, its contrast and brightness change by factors drawn from

@@ -3,14 +3,14 @@ ranked with the trained classes, and "no Pokémon".
 
 The classifier's head pools its hidden layer into a feature vector before the last linear layer; that vector,
 less the mean vector of training images (`center`: ReLU features all point one way) and L2-normalised, is the
-embedding (with `enroll.embedding=clip`, CLIP's image embedding takes its place, pokedex/evaluate/clip.py; the trained
+embedding (with `enroll.embedding=clip`, CLIP's image embedding takes its place, pokedex/recognise/clip.py; the trained
 logits still come from the classifier). A species is enrolled as the embeddings of a few pictures (its
 prototypes). An image's score for an enrolled species is a logit on the trained classes' scale,
 
     a * cos(embedding, prototype) + b,
 
 so one softmax ranks trained and enrolled species together; the answer is "no Pokémon" when the best softmax
-score is under a threshold. (a, b) and the threshold are fitted on the validation split (pokedex/evaluate/enroll.py)
+score is under a threshold. (a, b) and the threshold are fitted on the validation split (pokedex/recognise/enroll.py)
 and stored with the prototypes (models/enrolled/: enrolled.json and prototypes.bin, little-endian float32, one row
 per picture, which main.py reads on the K210 as it is).
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pokedex.core.errors import PokedexError
-from pokedex.evaluate.features import logits_and_features
+from pokedex.recognise.features import logits_and_features
 
 NO_POKEMON = "(no Pokémon)"
 
@@ -47,7 +47,7 @@ def logits_and_embedding(model, images: np.ndarray, embedding: dict) -> tuple[np
     or CLIP image embeddings when the species were enrolled with `enroll.embedding=clip`."""
     logits, features = logits_and_features(model, images)
     if embedding["kind"] == "clip":
-        from pokedex.evaluate.clip import clip_features  # loads open_clip: only for CLIP enrolment
+        from pokedex.recognise.clip import clip_features  # loads open_clip: only for CLIP enrolment
 
         features = clip_features(embedding, images)
     return logits, features

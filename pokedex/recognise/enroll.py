@@ -6,7 +6,7 @@ a quarter are left out altogether (neither trained nor enrolled); (a, b) maximis
 class over that mixed softmax, and the "no Pokémon" threshold is the best-score quantile that accepts
 `enroll.false_accept_rate` of the pictures without a Pokémon (with `enroll.refuse_unknown`, of those and the
 left-out species' pictures: stricter, it refuses many known Pokémon seen in another style). Then each
-picture in data/enroll/NNNN/ becomes a prototype of its species (pokedex/evaluate/openset.py), written with the
+picture in data/enroll/NNNN/ becomes a prototype of its species (pokedex/recognise/openset.py), written with the
 calibration.
 """
 
@@ -27,8 +27,9 @@ from pokedex.data.classes import ALL_POKEMON, CLASS_DIR, national_dex
 from pokedex.data.dataset import class_names, load_uint8, split_images
 from pokedex.data.preprocess import decode, square
 from pokedex.data.scenes import NO_POKEMON_VAL, no_pokemon
-from pokedex.evaluate.clip import enrolment_embedding
-from pokedex.evaluate.openset import (
+from pokedex.model.load import load_model
+from pokedex.recognise.clip import enrolment_embedding
+from pokedex.recognise.openset import (
     CLASSIFIER_EMBEDDING,
     Calibration,
     Enrolled,
@@ -39,7 +40,6 @@ from pokedex.evaluate.openset import (
     softmax,
     species_cosine,
 )
-from pokedex.model.load import load_model
 
 log = logging.getLogger(__name__)
 
